@@ -1,0 +1,37 @@
+"""pushscan: find out why SMTP (and other TCP) sessions die, from packet captures.
+
+Public API: ``analyze`` (returns the report document the JSON output shows), the error
+classes, and ``__version__``.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__version__ = "0.1.0"
+
+from .errors import InputError, PushscanError, UsageError  # noqa: E402
+
+
+def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:
+    """Analyse capture files as one capture and return the report (``"schema": 1``).
+
+    Options are those of ``pushscan analyze``: ``ports``, ``all_tcp``, ``outgoing``
+    (``"client"``/``"server"``), ``local`` (CIDRs), ``engine``. Unreadable inputs are listed
+    under ``inputs[].errors``; if none could be read, ``InputError`` is raised.
+    """
+    from .analysis import Analysis, Options, time_order
+
+    if isinstance(paths, str):
+        paths = [paths]
+    plist = list(paths)
+    if not plist:
+        raise UsageError("no capture given")
+    opts = Options(**options)
+    a = Analysis(time_order(plist), opts)
+    report = a.run()
+    if a.unreadable and len(a.unreadable) == len(plist):
+        raise a.unreadable[0]
+    return report
+
+
+__all__ = ["analyze", "PushscanError", "UsageError", "InputError", "__version__"]

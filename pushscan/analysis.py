@@ -1,0 +1,310 @@
+"""The analyze pipeline: inputs -> decode -> tracker -> findings -> report document.
+
+``run`` is the one place that wires the stages together; the CLI and the Python API
+(``pushscan.analyze``) both call it. The report is a plain dict (the JSON contract,
+``"schema": 1``), built session by session as the tracker ends them.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Optional
+
+from . import __version__
+from .decode import decode, linktype_name
+from .errors import CaptureDamaged, InputError, UsageError
+from .findings import NS, assess, direction_name, remedy
+from .model import DecodeStats, endpoint_ip
+from .smtp import IMPLICIT_TLS_PORTS, SMTP_PORTS, SmtpDialogue
+from .sources.capture import CaptureReader
+from .tcp.session import Session
+from .tcp.tracker import Tracker
+
+SCHEMA = 1
+ENGINES = ("native",)
+
+
+@dataclass
+class Options:
+    """What ``analyze`` can be asked. Mirrors the CLI options one to one."""
+
+    ports: tuple[int, ...] = ()
+    all_tcp: bool = False
+    outgoing: str = "client"                 # client | server
+    local: tuple[str, ...] = ()              # CIDRs: outgoing = sent by a local address
+    separate: bool = False
+    engine: str = "native"
+    _nets: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.outgoing not in ("client", "server"):
+            raise UsageError(f"--outgoing must be client or server, not {self.outgoing!r}")
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r} (choose from {', '.join(ENGINES)})")
+        for p in self.ports:
+            if not 0 < int(p) < 65536:
+                raise UsageError(f"--port {p} is not a TCP port")
+        try:
+            self._nets = [ipaddress.ip_network(c, strict=False) for c in self.local]
+        except ValueError as exc:
+            raise UsageError(f"--local: {exc}") from None
+
+    @property
+    def smtp_ports(self) -> frozenset[int]:
+        return frozenset(SMTP_PORTS) | frozenset(int(p) for p in self.ports)
+
+
+# -- inputs -----------------------------------------------------------------------------
+def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
+    """Open one input read-only and commit to its format, or raise ``InputError``."""
+    if path == "-":
+        raw: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except OSError as exc:
+            raise InputError(path, exc.strerror or str(exc)) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(path, "is a directory, not a capture file")
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        except PermissionError:
+            raise InputError(path, "permission denied") from None
+        except OSError as exc:
+            raise InputError(path, exc.strerror or str(exc)) from None
+    try:
+        return raw, CaptureReader(raw, path)
+    except ValueError as exc:
+        raw.close() if path != "-" else None
+        raise InputError(path, str(exc)) from None
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+
+
+def first_timestamp(path: str) -> Optional[int]:
+    """Timestamp (ns) of the first packet of a readable file, else None."""
+    if path == "-":
+        return None
+    try:
+        raw, reader = open_input(path)
+    except InputError:
+        return None
+    try:
+        for batch in reader.batches():
+            if len(batch):
+                return int(batch.ts[0])
+    except CaptureDamaged:
+        return None
+    finally:
+        raw.close()
+    return None
+
+
+def time_order(paths: list[str]) -> list[str]:
+    """Files of one capture (e.g. rotated ring files) in order of their first packet."""
+    if len(paths) < 2 or "-" in paths:
+        return list(paths)
+    firsts = {p: first_timestamp(p) for p in paths}
+    return sorted(paths, key=lambda p: (firsts[p] is None, firsts[p] or 0, paths.index(p)))
+
+
+# -- report pieces -----------------------------------------------------------------------
+def _endpoint(s: Session, d: int) -> dict[str, Any]:
+    """The endpoint that sends in direction ``d``."""
+    k = s.key
+    if d == 0:
+        return {"ip": endpoint_ip(k[0], k[1], k[2]), "port": k[3]}
+    return {"ip": endpoint_ip(k[0], k[4], k[5]), "port": k[6]}
+
+
+def _direction(s: Session, d: int) -> dict[str, Any]:
+    dd = s.dirs[d]
+    return {
+        "data_segments": dd.data_segments,
+        "psh_segments": dd.psh_segments,
+        "bytes": dd.bytes,
+        "retransmitted_segments": dd.retransmitted,
+        "out_of_order_segments": dd.out_of_order,
+        "turns": dd.turns,
+        "turns_unpushed": dd.turns_unpushed,
+        "unpushed_bytes_at_end": max(0, dd.nxt - dd.last_push_end) if dd.started else 0,
+        "capture_gap_bytes": dd.gap_bytes,
+        "truncated_segments": dd.truncated,
+        "oversize_segments": dd.oversize,
+        "mss": dd.mss or None,
+        "fin": dd.fin,
+    }
+
+
+def session_document(s: Session, files: list[str]) -> dict[str, Any]:
+    """The JSON form of an ended session (schema 1)."""
+    findings, verdict, notes = assess(s)
+    c, sv = s.client_dir, s.client_dir ^ 1
+    smtp = s.app.to_dict() if isinstance(s.app, SmtpDialogue) else None
+    return {
+        "id": s.id,
+        "file": files[s.file_index] if s.file_index < len(files) else None,
+        "client": _endpoint(s, c),
+        "server": _endpoint(s, sv),
+        "protocol": "smtp" if smtp is not None else "tcp",
+        "first_frame": s.first_frame,
+        "last_frame": s.last_frame,
+        "start": round(s.start / NS, 6),
+        "end": round(s.end / NS, 6),
+        "handshake": s.handshake.value,
+        "close": s.close.value,
+        "outgoing": direction_name(s, s.out_dir),
+        "directions": {"client_to_server": _direction(s, c), "server_to_client": _direction(s, sv)},
+        "smtp": smtp,
+        "findings": findings,
+        "verdict": verdict.value,
+        "remedy": remedy(verdict),
+        "notes": notes,
+    }
+
+
+def summarize(sessions: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    by_verdict: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    n = 0
+    for doc in sessions:
+        n += 1
+        by_verdict[doc["verdict"]] = by_verdict.get(doc["verdict"], 0) + 1
+        for f in doc["findings"]:
+            by_code[f["code"]] = by_code.get(f["code"], 0) + 1
+    return {"sessions": n, "by_verdict": dict(sorted(by_verdict.items())),
+            "by_code": dict(sorted(by_code.items()))}
+
+
+# -- the pipeline ------------------------------------------------------------------------
+def _make_tracker(opts: Options, on_end: Callable[[Session], None]) -> Tracker:
+    smtp_ports = opts.smtp_ports
+    nets = opts._nets
+
+    def outgoing_of(s: Session) -> int:
+        if nets:
+            local = [any(ipaddress.ip_address(_endpoint(s, d)["ip"]) in n for n in nets)
+                     for d in (0, 1)]
+            if local[0] != local[1]:
+                return 0 if local[0] else 1
+        return s.client_dir if opts.outgoing == "client" else s.client_dir ^ 1
+
+    def app_for(s: Session, first_server_bytes: Optional[bytes]) -> Optional[SmtpDialogue]:
+        if first_server_bytes is None:
+            if not s.smtp_port:
+                return None
+            server_port = s.key[6] if s.client_dir == 0 else s.key[3]
+            return SmtpDialogue(implicit_tls=server_port in IMPLICIT_TLS_PORTS)
+        if first_server_bytes[:4] in (b"220 ", b"220-"):
+            return SmtpDialogue()
+        return None
+
+    return Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
+                   outgoing_of=outgoing_of, app_for=app_for)
+
+
+class Analysis:
+    """One analysis over one capture (a list of files read as one, in time order).
+
+    ``on_session(doc)`` is called for every reported session as it ends (for jsonl);
+    ``progress(bytes)`` after every batch.
+    """
+
+    def __init__(self, paths: list[str], opts: Options,
+                 on_session: Optional[Callable[[dict[str, Any]], None]] = None,
+                 progress: Optional[Callable[[int], None]] = None,
+                 keep_sessions: bool = True) -> None:
+        self.paths = paths
+        self.opts = opts
+        self.on_session = on_session
+        self.progress = progress
+        self.keep_sessions = keep_sessions
+        self.sessions: list[dict[str, Any]] = []
+        self.summary_source: list[dict[str, Any]] = []
+        self.inputs: list[dict[str, Any]] = []
+        self.unreadable: list[InputError] = []
+        self._verdicts: dict[str, int] = {}
+        self._codes: dict[str, int] = {}
+        self._count = 0
+
+    def _ended(self, s: Session) -> None:
+        if s.app is None and not self.opts.all_tcp:
+            return
+        doc = session_document(s, self.paths)
+        self._count += 1
+        self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
+        for f in doc["findings"]:
+            self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
+        if self.keep_sessions:
+            self.sessions.append(doc)
+        if self.on_session is not None:
+            self.on_session(doc)
+
+    def run(self) -> dict[str, Any]:
+        tracker = _make_tracker(self.opts, self._ended)
+        frame0 = 0
+        for index, path in enumerate(self.paths):
+            info: dict[str, Any] = {"path": path, "format": None, "link_types": [],
+                                    "packets": 0, "first_frame": frame0 + 1, "errors": []}
+            self.inputs.append(info)
+            try:
+                raw, reader = open_input(path)
+            except InputError as exc:
+                info["errors"].append(exc.problem)
+                self.unreadable.append(exc)
+                continue
+            info["format"] = reader.format
+            stats = DecodeStats()
+            done = 0
+            try:
+                for rb in reader.batches():
+                    batch = decode(rb, frame0, stats)
+                    frame0 += len(rb)
+                    tracker.feed(batch, index)
+                    if self.progress is not None:
+                        self.progress(reader.bytes_read - done)
+                        done = reader.bytes_read
+            except CaptureDamaged as exc:
+                info["errors"].append(str(exc))
+            except MemoryError:
+                info["errors"].append("out of memory while reading; the rest was skipped")
+            finally:
+                if path != "-":
+                    raw.close()
+            info["packets"] = reader.packets
+            info["link_types"] = [linktype_name(lt) for lt in sorted(reader.link_types)]
+            info["decode"] = {"tcp_segments": stats.tcp_segments, "not_ip": stats.not_ip,
+                              "not_tcp": stats.not_tcp, "fragments": stats.fragments,
+                              "malformed": stats.malformed,
+                              "unsupported_link_type": stats.unsupported_link,
+                              "snaplen_cut": stats.snaplen_cut, "icmp_errors": stats.icmp_errors}
+        tracker.finish()
+        self.sessions.sort(key=lambda d: d["id"])
+        return {
+            "schema": SCHEMA,
+            "pushscan_version": __version__,
+            "engine": self.opts.engine,
+            "inputs": self.inputs,
+            "sessions": self.sessions,
+            "summary": {"sessions": self._count,
+                        "tcp_sessions": tracker.next_id,
+                        "by_verdict": dict(sorted(self._verdicts.items())),
+                        "by_code": dict(sorted(self._codes.items()))},
+        }
+
+
+def run(paths: list[str], opts: Options, **kw: Any) -> Iterator[tuple[list[str], dict[str, Any], list[InputError]]]:
+    """Analyse ``paths`` as one capture, or each alone with ``opts.separate``.
+
+    Yields (paths, report, unreadable inputs) per analysis.
+    """
+    groups = [[p] for p in paths] if opts.separate else [time_order(list(paths))]
+    for group in groups:
+        a = Analysis(group, opts, **kw)
+        report = a.run()
+        yield group, report, a.unreadable

@@ -1,0 +1,217 @@
+"""Turn a session's facts into findings, a verdict and a remedy. Pure functions."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Optional
+
+from .tcp.session import Close, Handshake, Session
+
+NS = 1_000_000_000
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Code(str, Enum):
+    UNPUSHED_BEFORE_RESET = "UNPUSHED_BEFORE_RESET"
+    UNPUSHED_TURN = "UNPUSHED_TURN"
+    PEER_RESET = "PEER_RESET"
+    NO_ANSWER = "NO_ANSWER"
+    RETRANSMISSIONS = "RETRANSMISSIONS"
+    OVERLAP_CONFLICT = "OVERLAP_CONFLICT"
+    LOCAL_RESET = "LOCAL_RESET"
+    CAPTURE_GAP = "CAPTURE_GAP"
+
+
+SEVERITY = {
+    Code.UNPUSHED_BEFORE_RESET: Severity.ERROR,
+    Code.PEER_RESET: Severity.ERROR,
+    Code.NO_ANSWER: Severity.ERROR,
+    Code.UNPUSHED_TURN: Severity.WARNING,
+    Code.RETRANSMISSIONS: Severity.WARNING,
+    Code.OVERLAP_CONFLICT: Severity.WARNING,
+    Code.LOCAL_RESET: Severity.INFO,
+    Code.CAPTURE_GAP: Severity.INFO,
+}
+
+
+class Verdict(str, Enum):
+    OK = "ok"
+    PUSH_PROBLEM = "push_problem"
+    PEER_RESET = "peer_reset"
+    NO_ANSWER = "no_answer"
+    NETWORK_LOSS = "network_loss"
+    INCOMPLETE = "incomplete"
+
+
+REMEDY = {
+    Verdict.PUSH_PROBLEM: (
+        "The sending TCP stack must set PSH on the last segment of each write "
+        "(RFC 1122 4.2.2.2); for LAN Manager TCP/IP set ForcePushBit=1 in the [TCPIP] "
+        "section of PROTOCOL.INI (TCPTSR.EXE 2.2b or later)."),
+    Verdict.PEER_RESET: (
+        "The peer's application or host dropped the session: check its logs at the reset "
+        "time (crash, timeout, connection limit, anti-spam policy)."),
+    Verdict.NO_ANSWER: (
+        "The server did not answer: check that the host is up, the route to it, and "
+        "firewalls that drop SYNs."),
+    Verdict.NETWORK_LOSS: (
+        "Data was lost on the path: check interface errors, duplex and MTU settings, and "
+        "firewalls or links that drop packets."),
+    Verdict.INCOMPLETE: (
+        "The capture does not cover the whole session: capture from before it starts "
+        "until after it ends."),
+}
+
+
+def direction_name(s: Session, d: int) -> str:
+    return "client_to_server" if d == s.client_dir else "server_to_client"
+
+
+def side_name(s: Session, d: int) -> str:
+    """Who sends in direction ``d``."""
+    return "client" if d == s.client_dir else "server"
+
+
+def _finding(code: Code, message: str, frames: list[int] | tuple[int, ...],
+             **fields: Any) -> dict[str, Any]:
+    return {"code": code.value, "severity": SEVERITY[code].value, "message": message,
+            "frames": sorted(set(frames)), **fields}
+
+
+def _secs(ns: int) -> float:
+    return round(ns / NS, 6)
+
+
+def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
+    """Findings, verdict and notes for an ended session."""
+    out = s.out_dir
+    peer = out ^ 1
+    o, p = s.dirs[out], s.dirs[peer]
+    findings: list[dict[str, Any]] = []
+    notes: list[str] = []
+    smtp = s.app is not None
+    r = s.reset
+    close = s.close
+    reset_turn_reported = False
+
+    if s.syn_seen and not s.synack_seen and not (r is not None and r.refused) \
+            and not s.dirs[s.client_dir ^ 1].data_segments:
+        wait = s.end - s.start
+        msg = (f"{s.syn_count} SYN{'s' if s.syn_count != 1 else ''} from the client got no "
+               f"SYN-ACK in {_secs(wait):g}s: the server host is down or unreachable, or a "
+               "firewall drops the connection")
+        icmp = [e for e in s.icmp]
+        if icmp:
+            msg += f"; {len(icmp)} ICMP error(s) came back: {icmp[0].text}"
+        findings.append(_finding(Code.NO_ANSWER, msg, s.syn_frames + [e.frame for e in icmp],
+                                 syns=s.syn_count, icmp_errors=[e.text for e in icmp]))
+
+    if r is not None:
+        cmd = r.app_command if smtp else None
+        during = f" during {cmd}" if cmd else ""
+        if r.dir == peer and r.refused:
+            port = s.key[6] if s.client_dir == 0 else s.key[3]
+            findings.append(_finding(
+                Code.PEER_RESET, f"the server refused the connection: it answered the SYN "
+                f"with a reset (nothing listens on port {port})", s.syn_frames + [r.frame],
+                reset_frame=r.frame, refused=True, pushed_data_unanswered=False,
+                smtp_command=None))
+        elif r.dir == peer and r.turn_dir == out and r.unpushed_bytes > 0:
+            dwell = r.ts - r.unpushed_ts
+            acked = (" The peer acknowledged all of them: received, but by all signs never "
+                     "delivered to its application." if r.acked else "")
+            findings.append(_finding(
+                Code.UNPUSHED_BEFORE_RESET,
+                f"the {side_name(s, peer)} reset the session after {r.unpushed_bytes} bytes "
+                f"from the {side_name(s, out)} had waited {_secs(dwell):g}s without PSH"
+                f"{during}.{acked}",
+                list(r.unpushed_frames) + [r.frame],
+                unpushed_bytes=r.unpushed_bytes, acked=r.acked, dwell_seconds=_secs(dwell),
+                reset_frame=r.frame, smtp_command=cmd))
+            reset_turn_reported = True
+        elif r.dir == peer:
+            pushed_left = r.turn_dir == out and r.turn_bytes > 0
+            tail = (f"; {r.turn_bytes} pushed bytes from the {side_name(s, out)} were left "
+                    "unanswered" if pushed_left else "; no data was waiting for an answer")
+            findings.append(_finding(
+                Code.PEER_RESET, f"the {side_name(s, peer)} reset the session{during}{tail}",
+                [r.frame], reset_frame=r.frame, refused=False,
+                pushed_data_unanswered=pushed_left, smtp_command=cmd))
+        else:
+            extra = ""
+            if r.turn_dir == out and r.unpushed_bytes:
+                extra = (f" while {r.unpushed_bytes} unpushed bytes of its own had waited "
+                         f"{_secs(r.ts - r.unpushed_ts):g}s unanswered")
+            findings.append(_finding(
+                Code.LOCAL_RESET, f"the {side_name(s, out)} (outgoing side) reset the "
+                f"session{during}{extra}", [r.frame], reset_frame=r.frame, smtp_command=cmd))
+
+    for t in s.unpushed_turns:
+        if t.dir != out or t.ended_by == "fin":
+            continue  # a turn its own FIN ends is delivered with the FIN
+        if t.ended_by == "reset" and reset_turn_reported:
+            continue
+        wait = None if t.answered_ts is None else _secs(t.answered_ts - t.first_ts)
+        how = {"data": f"the peer answered after {wait}s", "reset": "a reset ended it",
+               "peer_fin": "the peer closed", "end": "the capture ended"}[t.ended_by]
+        findings.append(_finding(
+            Code.UNPUSHED_TURN,
+            f"{t.bytes} bytes from the {side_name(s, out)} ended a turn without PSH; {how}",
+            t.frames, bytes=t.bytes, wait_seconds=wait, segments=t.segments))
+
+    died = close in (Close.RESET_BY_CLIENT, Close.RESET_BY_SERVER, Close.TIMEOUT) or (
+        close is Close.OPEN and o.started and (p.max_ack is None or p.max_ack < o.nxt))
+    if o.retransmitted:
+        most = max(o.attempts.values()) if o.attempts else 2
+        findings.append(_finding(
+            Code.RETRANSMISSIONS,
+            f"{o.retransmitted} outgoing segment(s) retransmitted, up to {most} transmissions "
+            f"of one segment; the session {'then died' if died else 'recovered'}",
+            [], count=o.retransmitted, max_attempts=most, died=died))
+
+    for d in (0, 1):
+        dd = s.dirs[d]
+        if dd.conflicts:
+            findings.append(_finding(
+                Code.OVERLAP_CONFLICT,
+                f"{len(dd.conflicts)} retransmitted segment(s) {direction_name(s, d)} carried "
+                "bytes different from the first copy", dd.conflicts,
+                direction=direction_name(s, d), count=len(dd.conflicts)))
+        if dd.gap_bytes:
+            findings.append(_finding(
+                Code.CAPTURE_GAP,
+                f"{dd.gap_bytes} bytes {direction_name(s, d)} were acknowledged but never "
+                "captured (the capture dropped them)", dd.gap_frames,
+                direction=direction_name(s, d), bytes=dd.gap_bytes))
+        if dd.truncated:
+            notes.append(f"{dd.truncated} segment(s) {direction_name(s, d)} were cut by the snap "
+                         "length; payload lengths come from the IP header")
+        if dd.oversize:
+            peer_mss = s.dirs[d ^ 1].mss
+            notes.append(f"{dd.oversize} segment(s) {direction_name(s, d)} exceed the MSS of "
+                         f"{peer_mss} (segmentation offload on the capturing host)")
+    if s.icmp and not any(f["code"] == Code.NO_ANSWER.value for f in findings):
+        notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
+
+    codes = {f["code"] for f in findings}
+    if Code.NO_ANSWER.value in codes:
+        verdict = Verdict.NO_ANSWER
+    elif Code.UNPUSHED_BEFORE_RESET.value in codes:
+        verdict = Verdict.PUSH_PROBLEM
+    elif Code.PEER_RESET.value in codes:
+        verdict = Verdict.PEER_RESET
+    elif o.retransmitted and died:
+        verdict = Verdict.NETWORK_LOSS
+    elif close is Close.OPEN or s.handshake is Handshake.NONE:
+        verdict = Verdict.INCOMPLETE
+    else:
+        verdict = Verdict.OK
+    return findings, verdict, notes
+
+
+def remedy(verdict: Verdict) -> Optional[str]:
+    return REMEDY.get(verdict)

@@ -1,0 +1,297 @@
+"""SMTP dialogue from the two reassembled streams. No I/O.
+
+Fed in capture order with ``data(from_client, bytes, frame, pushed, ts)`` and
+``gap(from_client, length)``. Understands multi-line replies, PIPELINING, DATA bodies up
+to CRLF.CRLF, BDAT chunks (and LAST), AUTH exchanges, and STARTTLS (after its 220 the
+rest is TLS and not parsed). Bodies are counted, never stored.
+
+Whatever the peer sends, the parser never raises: lines it cannot understand are counted
+in ``malformed``. The verbs, reply codes, message and body-byte counts it produces do not
+depend on how the bytes were segmented.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+MAX_LINE = 4096           # bytes of one command or reply line kept (the rest is skipped)
+SMTP_PORTS = (25, 465, 587, 2525)
+IMPLICIT_TLS_PORTS = (465,)
+BODY_END = b"\r\n.\r\n"
+
+
+@dataclass(slots=True)
+class Command:
+    """One client command. ``pushed``: the segment completing its line carried PSH."""
+
+    verb: str
+    frame: int
+    pushed: bool
+    ts: int
+    reply_code: Optional[int] = None
+    reply_frame: Optional[int] = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"verb": self.verb, "frame": self.frame, "pushed": self.pushed,
+                "reply_code": self.reply_code, "reply_frame": self.reply_frame}
+
+
+@dataclass(slots=True)
+class Reply:
+    code: int
+    frame: int
+    ts: int
+
+
+class ClientState(Enum):
+    COMMAND = "command"
+    AWAIT_DATA_GO = "await_354"   # DATA sent; body or commands depend on the reply
+    BODY = "body"
+    CHUNK = "bdat"
+    TLS = "tls"
+
+
+class SmtpDialogue:
+    """Parses one SMTP session. Public results: ``commands``, ``greeting``,
+    ``unsolicited`` (replies with no command waiting, e.g. a 421 timeout), ``tls``,
+    ``messages``, ``body_bytes``, ``malformed``."""
+
+    def __init__(self, implicit_tls: bool = False) -> None:
+        self.commands: list[Command] = []
+        self.greeting: Optional[Reply] = None
+        self.unsolicited: list[Reply] = []
+        self.tls = implicit_tls
+        self.messages = 0
+        self.body_bytes = 0
+        self.malformed = 0
+        self.state = ClientState.TLS if implicit_tls else ClientState.COMMAND
+        self._cbuf = bytearray()
+        self._sbuf = bytearray()
+        self._pending: list[Command] = []   # commands awaiting their final reply
+        self._tail = b""           # last bytes of the body, to find CRLF.CRLF across segments
+        self._chunk_left = 0
+        self._chunk_last = False
+        self._auth_continue = False  # server sent 334: the next client line is auth data
+        self._reply_lines = 0
+        self._body_gap = False     # part of the current body was never captured
+        self._body_frame = 0       # the last body segment seen
+        self._body_pushed = False
+        self._body_ts = 0
+        self._last_frame = 0       # the segment last fed, for lines a gap completes
+        self._last_pushed = False
+        self._last_ts = 0
+
+    # -- inputs ------------------------------------------------------------------------
+    def data(self, from_client: bool, data: bytes, frame: int, pushed: bool, ts: int) -> None:
+        if self.tls:
+            return
+        self._last_frame, self._last_pushed, self._last_ts = frame, pushed, ts
+        if from_client:
+            self._client(data, frame, pushed, ts)
+        else:
+            self._server(data, frame, ts)
+
+    def gap(self, from_client: bool, length: int) -> None:
+        """``length`` bytes of one stream were never captured (lost, or cut by the snap
+        length): resynchronise. A line cut by the gap still counts with what was seen
+        of it (its verb or reply code); the next byte after a gap starts a new line."""
+        if self.tls:
+            return
+        if from_client:
+            if self.state is ClientState.BODY:
+                self.body_bytes += length
+                self._tail = b""
+                self._body_gap = True
+            elif self.state is ClientState.CHUNK:
+                used = min(length, self._chunk_left)
+                self._chunk_left -= used
+                self.body_bytes += used
+                if not self._chunk_left:
+                    self._chunk_done()
+            elif self._cbuf:
+                line = bytes(self._cbuf)
+                self._cbuf.clear()
+                self._command(line, self._last_frame, self._last_pushed, self._last_ts)
+        else:
+            if self._sbuf[:3].isdigit():
+                code = int(self._sbuf[:3])
+                self._sbuf.clear()
+                self._reply_lines = 0
+                self._reply(code, self._last_frame, self._last_ts)
+            self._sbuf.clear()
+
+    def command_in_progress(self) -> Optional[str]:
+        """The command the client is stuck in: the body being sent, the oldest command
+        awaiting a reply, or the verb of a line not yet complete."""
+        if self.state is ClientState.BODY:
+            return "DATA body"
+        if self.state is ClientState.CHUNK:
+            return "BDAT"
+        if self._pending:
+            return self._pending[0].verb
+        if self._cbuf:
+            return _verb(bytes(self._cbuf))
+        return None
+
+    # -- client side -------------------------------------------------------------------
+    def _client(self, data: bytes, frame: int, pushed: bool, ts: int) -> None:
+        pos = 0
+        n = len(data)
+        while pos < n and not self.tls:
+            st = self.state
+            if st is ClientState.AWAIT_DATA_GO:
+                # a well-behaved client waits for 354; one that does not is sending a body
+                self.state = st = ClientState.BODY
+                self._tail = b"\r\n"
+            if st is ClientState.BODY:
+                self._body_frame, self._body_pushed, self._body_ts = frame, pushed, ts
+                pos = self._body_data(data, pos, frame, pushed, ts)
+            elif st is ClientState.CHUNK:
+                take = min(self._chunk_left, n - pos)
+                self._chunk_left -= take
+                self.body_bytes += take
+                pos += take
+                if not self._chunk_left:
+                    self._chunk_done()
+            else:
+                nl = data.find(b"\n", pos)
+                if nl < 0:
+                    self._append_line(self._cbuf, data[pos:])
+                    return
+                self._append_line(self._cbuf, data[pos:nl])
+                pos = nl + 1
+                line = bytes(self._cbuf).rstrip(b"\r")
+                self._cbuf.clear()
+                self._command(line, frame, pushed, ts)
+
+    @staticmethod
+    def _append_line(buf: bytearray, part: bytes) -> None:
+        """Add to a line buffer, keeping at most MAX_LINE bytes of one line."""
+        room = MAX_LINE - len(buf)
+        if room > 0:
+            buf += part[:room]
+
+    def _command(self, line: bytes, frame: int, pushed: bool, ts: int) -> None:
+        if self._auth_continue:
+            self._auth_continue = False   # an AUTH response line, not a command
+            return
+        verb = _verb(line)
+        cmd = Command(verb, frame, pushed, ts)
+        self.commands.append(cmd)
+        self._pending.append(cmd)
+        if verb == "DATA":
+            self.state = ClientState.AWAIT_DATA_GO
+        elif verb == "BDAT":
+            parts = line.split()
+            size = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+            if size < 0:
+                self.malformed += 1
+                return
+            self._chunk_last = len(parts) > 2 and parts[2].upper() == b"LAST"
+            self._chunk_left = size
+            self.state = ClientState.CHUNK
+            if size == 0:
+                self._chunk_done()
+
+    def _chunk_done(self) -> None:
+        self.state = ClientState.COMMAND
+        if self._chunk_last:
+            self.messages += 1
+            self._chunk_last = False
+
+    def _body_data(self, data: bytes, pos: int, frame: int, pushed: bool, ts: int) -> int:
+        chunk = data[pos:]
+        probe = self._tail + chunk
+        i = probe.find(BODY_END)
+        if i < 0:
+            self.body_bytes += len(chunk)
+            self._tail = probe[-4:]
+            return len(data)
+        used = i + len(BODY_END) - len(self._tail)   # bytes of `chunk` up to the terminator
+        self.body_bytes += used
+        self._end_body(frame, pushed, ts)
+        return pos + used
+
+    def _end_body(self, frame: int, pushed: bool, ts: int) -> None:
+        self.messages += 1
+        self.state = ClientState.COMMAND
+        self._tail = b""
+        self._body_gap = False
+        body = Command("DATA body", frame, pushed, ts)
+        self.commands.append(body)
+        self._pending.append(body)
+
+    # -- server side -------------------------------------------------------------------
+    def _server(self, data: bytes, frame: int, ts: int) -> None:
+        pos = 0
+        n = len(data)
+        while pos < n and not self.tls:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                self._append_line(self._sbuf, data[pos:])
+                return
+            self._append_line(self._sbuf, data[pos:nl])
+            pos = nl + 1
+            line = bytes(self._sbuf).rstrip(b"\r")
+            self._sbuf.clear()
+            self._reply_line(line, frame, ts)
+
+    def _reply_line(self, line: bytes, frame: int, ts: int) -> None:
+        if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3:4] not in b" -"):
+            self.malformed += 1
+            return
+        if line[3:4] == b"-":
+            self._reply_lines += 1
+            return
+        self._reply_lines = 0
+        self._reply(int(line[:3]), frame, ts)
+
+    def _reply(self, code: int, frame: int, ts: int) -> None:
+        if self.state is ClientState.BODY and self._body_gap:
+            # the body's end was in bytes never captured; the server's reply shows it ended
+            self._end_body(self._body_frame, self._body_pushed, self._body_ts)
+        if not self._pending:
+            r = Reply(code, frame, ts)
+            if self.greeting is None and not self.commands:
+                self.greeting = r
+            else:
+                self.unsolicited.append(r)
+            return
+        cmd = self._pending[0]
+        if cmd.verb == "AUTH" and code == 334:
+            self._auth_continue = True
+            return
+        self._pending.pop(0)
+        cmd.reply_code = code
+        cmd.reply_frame = frame
+        if cmd.verb == "DATA":
+            if code == 354:
+                if self.state is ClientState.AWAIT_DATA_GO:
+                    self.state = ClientState.BODY
+                    self._tail = b"\r\n"
+            elif self.state is ClientState.AWAIT_DATA_GO:
+                self.state = ClientState.COMMAND   # DATA refused: no body follows
+        elif cmd.verb == "STARTTLS" and code == 220:
+            self.tls = True
+            self.state = ClientState.TLS
+
+    # -- report ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "commands": [c.to_dict() for c in self.commands],
+            "tls": self.tls,
+            "messages": self.messages,
+            "body_bytes": self.body_bytes,
+            "greeting_code": self.greeting.code if self.greeting else None,
+            "unsolicited_replies": [{"code": r.code, "frame": r.frame} for r in self.unsolicited],
+            "malformed_lines": self.malformed,
+        }
+
+
+def _verb(line: bytes) -> str:
+    word = line.split(None, 1)[0] if line.strip() else b""
+    word = word.split(b":", 1)[0][:16]
+    if word and word.isalpha() and word.isascii():
+        return word.decode("ascii").upper()
+    return "UNKNOWN"

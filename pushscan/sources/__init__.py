@@ -1,0 +1,1 @@
+"""Sources: the only stage that reads files, pipes or interfaces."""

@@ -1,0 +1,337 @@
+"""Streaming reader for pcap and pcapng, plain or gzip-compressed, from a file or a pipe.
+
+The reader reads the magic number, commits to a format, and never seeks: it works on
+pipes (``tcpdump -w - | pushscan analyze -``). It yields ``RawBatch`` values: one buffer
+of file bytes plus numpy columns locating each packet in it, so memory is bounded by the
+batch size, never by the file size.
+
+A damaged tail (truncated record, impossible length, bad block) stops the reading of
+that file with ``CaptureDamaged`` *after* every complete packet before it was yielded.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from ..errors import CaptureDamaged
+
+CHUNK = 4 << 20            # bytes read per step
+MAX_RECORD = 1 << 20       # larger captured lengths are treated as corruption
+MAX_BLOCK = 16 << 20       # larger pcapng blocks are treated as corruption
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1000),   # microseconds, little-endian
+    b"\xa1\xb2\xc3\xd4": (">", 1000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),      # nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Packets located in one buffer. Columns are numpy arrays of equal length.
+
+    ``off``/``caplen`` locate each packet's captured bytes in ``data``; ``origlen`` is
+    its length on the wire; ``ts`` is nanoseconds since the epoch; ``linktype`` the
+    LINKTYPE_* value of each packet.
+    """
+
+    data: bytes
+    off: np.ndarray
+    caplen: np.ndarray
+    origlen: np.ndarray
+    ts: np.ndarray
+    linktype: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+
+class _Prefixed:
+    """A read-only stream that first returns ``prefix``, then the rest of ``raw``."""
+
+    def __init__(self, prefix: bytes, raw: BinaryIO) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            head, self._prefix = self._prefix, b""
+            if n < 0:
+                return head + self._raw.read()
+            if len(head) >= n:
+                self._prefix = head[n:]
+                return head[:n]
+            return head + self._raw.read(n - len(head))
+        return self._raw.read(n)
+
+
+def _read_full(stream: BinaryIO | _Prefixed, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        b = stream.read(n)
+        if not b:
+            break
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+
+def _gzip_error_text(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "gzip stream ends early"
+    return f"gzip data is corrupt ({exc})"
+
+
+class CaptureReader:
+    """Reads one capture stream. Attributes describe what was found so far.
+
+    ``format`` is ``pcap``, ``pcap-ns`` or ``pcapng`` (with ``+gzip`` when compressed);
+    ``link_types`` maps LINKTYPE values to packet counts.
+    """
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        self.name = name
+        self.link_types: dict[int, int] = {}
+        self.packets = 0
+        self.bytes_read = 0
+        stream: BinaryIO | _Prefixed = raw
+        magic = _read_full(stream, 4)
+        compressed = False
+        if magic[:2] == GZIP_MAGIC:
+            compressed = True
+            stream = gzip.GzipFile(fileobj=_Prefixed(magic, raw), mode="rb")  # type: ignore[arg-type]
+            try:
+                magic = _read_full(stream, 4)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(_gzip_error_text(exc)) from None
+        self._stream = stream
+        self._compressed = compressed
+        if not magic:
+            raise ValueError("empty file" if not compressed else "empty gzip stream")
+        if magic in PCAP_MAGICS:
+            self._kind = "pcap"
+            self._endian, self._tsmul = PCAP_MAGICS[magic]
+            self.format = "pcap" if self._tsmul == 1000 else "pcap-ns"
+        elif magic == PCAPNG_SHB:
+            self._kind = "pcapng"
+            self.format = "pcapng"
+        else:
+            raise ValueError("not a pcap or pcapng capture (unknown magic number "
+                             f"{magic.hex()})")
+        if compressed:
+            self.format += "+gzip"
+        self._head = magic
+
+    # -- raw byte supply -------------------------------------------------------------
+    def _read(self, n: int) -> bytes:
+        try:
+            b = self._stream.read(n)
+        except (OSError, EOFError, zlib.error) as exc:
+            if self._compressed:
+                raise CaptureDamaged(_gzip_error_text(exc)) from None
+            raise CaptureDamaged(f"read error: {exc}") from None
+        self.bytes_read += len(b)
+        return b
+
+    def batches(self) -> Iterator[RawBatch]:
+        """Yield batches of packets in file order until the end or the first damage."""
+        if self._kind == "pcap":
+            yield from self._pcap()
+        else:
+            yield from self._pcapng()
+
+    # -- pcap ------------------------------------------------------------------------
+    def _pcap(self) -> Iterator[RawBatch]:
+        hdr = self._head + _read_full(self._stream, 20)
+        self.bytes_read += len(hdr)
+        if len(hdr) < 24:
+            raise CaptureDamaged("truncated pcap file header")
+        e = self._endian
+        _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack(e + "HHiIII", hdr[4:24])
+        linktype = network & 0x0FFFFFFF
+        limit = max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0)
+        rec = struct.Struct(e + "IIII")
+        unpack = rec.unpack_from
+        buf = b""
+        eof = False
+        while not eof:
+            more = self._read(CHUNK)
+            eof = not more
+            buf = buf + more if buf else more
+            n = len(buf)
+            pos = 0
+            secs: list[int] = []
+            fracs: list[int] = []
+            offs: list[int] = []
+            caps: list[int] = []
+            origs: list[int] = []
+            damaged = None
+            while pos + 16 <= n:
+                s, f, incl, orig = unpack(buf, pos)
+                if incl > limit:
+                    damaged = f"record at byte {self.bytes_read - n + pos} claims {incl} bytes"
+                    break
+                end = pos + 16 + incl
+                if end > n:
+                    break
+                secs.append(s)
+                fracs.append(f)
+                offs.append(pos + 16)
+                caps.append(incl)
+                origs.append(orig)
+                pos = end
+            if offs:
+                k = len(offs)
+                ts = np.array(secs, dtype=np.int64) * 1_000_000_000 + \
+                    np.array(fracs, dtype=np.int64) * self._tsmul
+                self.packets += k
+                self.link_types[linktype] = self.link_types.get(linktype, 0) + k
+                yield RawBatch(buf, np.array(offs, dtype=np.int64),
+                               np.array(caps, dtype=np.int64),
+                               np.array(origs, dtype=np.int64), ts,
+                               np.full(k, linktype, dtype=np.int64))
+            if damaged:
+                raise CaptureDamaged(damaged)
+            buf = buf[pos:]
+        if buf:
+            raise CaptureDamaged(f"truncated record at the end ({len(buf)} bytes left over)")
+
+    # -- pcapng ----------------------------------------------------------------------
+    def _pcapng(self) -> Iterator[RawBatch]:
+        buf = self._head
+        e = "<"
+        ifaces: list[tuple[int, int, int, int]] = []  # (linktype, snaplen, ts_num, ts_den)
+        eof = False
+        first = True
+        while True:
+            if not eof and len(buf) < CHUNK:
+                more = self._read(CHUNK)
+                eof = not more
+                buf = buf + more
+            n = len(buf)
+            pos = 0
+            offs: list[int] = []
+            caps: list[int] = []
+            origs: list[int] = []
+            rawts: list[int] = []
+            ifs: list[int] = []
+            damaged = None
+            while pos + 12 <= n:
+                btype_b = buf[pos:pos + 4]
+                if btype_b == PCAPNG_SHB:
+                    bom = buf[pos + 8:pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        e = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        e = ">"
+                    else:
+                        damaged = "pcapng section header has a bad byte-order magic"
+                        break
+                btype, blen = struct.unpack_from(e + "II", buf, pos)
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    damaged = f"pcapng block at byte {self.bytes_read - n + pos} has a bad length {blen}"
+                    break
+                if pos + blen > n:
+                    break
+                if btype == 6:  # enhanced packet block
+                    iface, tsh, tsl, cap, orig = struct.unpack_from(e + "IIIII", buf, pos + 8)
+                    if iface >= len(ifaces) or 28 + cap > blen:
+                        damaged = f"pcapng packet block at byte {self.bytes_read - n + pos} is inconsistent"
+                        break
+                    offs.append(pos + 28)
+                    caps.append(cap)
+                    origs.append(orig)
+                    rawts.append((tsh << 32) | tsl)
+                    ifs.append(iface)
+                elif btype == 3:  # simple packet block
+                    if not ifaces:
+                        damaged = "pcapng simple packet block before any interface"
+                        break
+                    (orig,) = struct.unpack_from(e + "I", buf, pos + 8)
+                    snap = ifaces[0][1] or orig
+                    cap = min(orig, snap, blen - 16)
+                    offs.append(pos + 12)
+                    caps.append(cap)
+                    origs.append(orig)
+                    rawts.append(-1)
+                    ifs.append(0)
+                elif btype == 2:  # obsolete packet block
+                    iface, _drops, tsh, tsl, cap, orig = struct.unpack_from(e + "HHIIII", buf, pos + 8)
+                    if iface >= len(ifaces) or 28 + cap > blen:
+                        damaged = "pcapng packet block is inconsistent"
+                        break
+                    offs.append(pos + 28)
+                    caps.append(cap)
+                    origs.append(orig)
+                    rawts.append((tsh << 32) | tsl)
+                    ifs.append(iface)
+                elif btype == 1:  # interface description block
+                    lt, _res, snap = struct.unpack_from(e + "HHI", buf, pos + 8)
+                    num, den = _if_tsresol(buf, pos + 16, pos + blen - 4, e)
+                    ifaces.append((lt, snap, num, den))
+                elif btype == 0x0A0D0D0A:
+                    # a new section renumbers interfaces: flush packets of the old one first
+                    if offs:
+                        yield self._ng_batch(buf, offs, caps, origs, rawts, ifs, ifaces)
+                        offs, caps, origs, rawts, ifs = [], [], [], [], []
+                    ifaces = []
+                elif first:
+                    damaged = "pcapng file does not start with a section header"
+                    break
+                first = False
+                pos += blen
+            if offs:
+                yield self._ng_batch(buf, offs, caps, origs, rawts, ifs, ifaces)
+            if damaged:
+                raise CaptureDamaged(damaged)
+            buf = buf[pos:]
+            if eof:
+                if buf:
+                    raise CaptureDamaged(f"truncated block at the end ({len(buf)} bytes left over)")
+                return
+
+    def _ng_batch(self, buf: bytes, offs: list[int], caps: list[int], origs: list[int],
+                  rawts: list[int], ifs: list[int],
+                  ifaces: list[tuple[int, int, int, int]]) -> RawBatch:
+        k = len(offs)
+        ifa = np.array(ifs, dtype=np.int64)
+        lts = np.array([i[0] for i in ifaces], dtype=np.int64)[ifa]
+        raw = np.array(rawts, dtype=np.int64)
+        ts = np.zeros(k, dtype=np.int64)
+        for idx, (_lt, _snap, num, den) in enumerate(ifaces):
+            m = ifa == idx
+            if m.any():
+                # ts units are num/den seconds; convert to ns without float rounding
+                ts[m] = raw[m] * (num * 1_000_000_000 // den) if (num * 1_000_000_000) % den == 0 \
+                    else (raw[m].astype(np.float64) * (num * 1e9 / den)).astype(np.int64)
+        ts[raw < 0] = 0
+        self.packets += k
+        for lt, cnt in zip(*np.unique(lts, return_counts=True)):
+            self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)
+        return RawBatch(buf, np.array(offs, dtype=np.int64), np.array(caps, dtype=np.int64),
+                        np.array(origs, dtype=np.int64), ts, lts)
+
+
+def _if_tsresol(buf: bytes, pos: int, end: int, e: str) -> tuple[int, int]:
+    """Return the interface timestamp unit as a fraction num/den of a second."""
+    num, den = 1, 1_000_000
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(e + "HH", buf, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            v = buf[pos + 4]
+            if v & 0x80:
+                num, den = 1, 1 << (v & 0x7F)
+            else:
+                num, den = 1, 10 ** v
+        pos += 4 + ((length + 3) & ~3)
+    return num, den

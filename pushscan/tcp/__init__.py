@@ -1,0 +1,1 @@
+"""TCP tracking and reassembly (sans-I/O)."""

@@ -1,0 +1,187 @@
+"""Values the tracker records about one TCP session: facts, not judgements.
+
+``findings.py`` turns these facts into findings and a verdict. Direction objects are
+mutable and slotted because the tracker updates them for every segment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Optional, Protocol
+
+FRAMES_KEPT = 64  # frame numbers kept per unpushed turn (the count is always exact)
+
+
+class Close(str, Enum):
+    FIN = "fin"
+    RESET_BY_CLIENT = "reset_by_client"
+    RESET_BY_SERVER = "reset_by_server"
+    OPEN = "open"
+    TIMEOUT = "timeout"
+
+
+class Handshake(str, Enum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    NONE = "none"
+
+
+class App(Protocol):
+    """An application-layer parser fed the reassembled streams (see ``smtp.py``)."""
+
+    def data(self, from_client: bool, data: bytes, frame: int, pushed: bool, ts: int) -> None: ...
+    def gap(self, from_client: bool, length: int) -> None: ...
+    def command_in_progress(self) -> Optional[str]: ...
+
+
+class Direction:
+    """State and counters of one direction of a session."""
+
+    __slots__ = (
+        "started", "nxt", "delivered", "holes", "pending", "window",
+        "data_segments", "psh_segments", "bytes", "retransmitted", "out_of_order",
+        "attempts", "truncated", "oversize", "conflicts", "gap_bytes", "gap_frames",
+        "max_ack", "fin", "isn", "turns", "turns_unpushed", "last_push_end", "data_start",
+        "mss", "max_segment",
+    )
+
+    def __init__(self) -> None:
+        self.started = False       # nxt is meaningful
+        self.nxt = 0               # unwrapped sequence number after the highest byte seen
+        self.delivered = 0         # stream offset (unwrapped seq) handed to the app so far
+        self.holes: list[list[int]] = []   # [start, end) below nxt never seen
+        self.pending: dict[int, tuple[bytes, int, bool, int]] = {}  # out-of-order data
+        self.window = bytearray()  # the last bytes before `delivered`, for conflict checks
+        self.data_segments = 0
+        self.psh_segments = 0
+        self.bytes = 0             # unique payload bytes
+        self.retransmitted = 0
+        self.out_of_order = 0
+        self.attempts: dict[int, int] = {}  # seq -> times sent, for retransmitted seqs only
+        self.truncated = 0         # segments cut by the snap length
+        self.oversize = 0          # segments larger than the MSS
+        self.conflicts: list[int] = []     # frames that overlapped with different bytes
+        self.gap_bytes = 0         # bytes acknowledged by the peer but never captured
+        self.gap_frames: list[int] = []    # frames of the acknowledgements that showed gaps
+        self.max_ack: Optional[int] = None  # highest ack this side sent (in peer's space)
+        self.fin = False
+        self.isn: Optional[int] = None
+        self.turns = 0
+        self.turns_unpushed = 0
+        self.last_push_end = 0     # unwrapped seq after the last pushed byte
+        self.data_start = 0        # unwrapped seq of the first data byte
+        self.mss = 0
+        self.max_segment = 0
+
+    def start(self, seq: int) -> None:
+        self.started = True
+        self.nxt = self.delivered = self.last_push_end = self.data_start = seq
+
+
+class Turn:
+    """New data one side sends until the other side sends data, a FIN/RST, or the end."""
+
+    __slots__ = ("dir", "bytes", "first_ts", "first_frame", "last_pushed", "last_frame",
+                 "unpushed_bytes", "unpushed_ts", "unpushed_frames", "unpushed_count")
+
+    def __init__(self, d: int, ts: int, frame: int) -> None:
+        self.dir = d
+        self.bytes = 0
+        self.first_ts = ts
+        self.first_frame = frame
+        self.last_pushed = False
+        self.last_frame = frame
+        self.unpushed_bytes = 0
+        self.unpushed_ts = 0
+        self.unpushed_frames: list[int] = []
+        self.unpushed_count = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnpushedTurn:
+    """An outgoing-or-not turn whose last new-data segment had no PSH."""
+
+    dir: int
+    bytes: int
+    first_ts: int
+    frames: tuple[int, ...]
+    segments: int
+    answered_ts: Optional[int]   # when the other side sent data, else None
+    ended_by: str                # data | fin | reset | end
+
+
+@dataclass(frozen=True, slots=True)
+class ResetFact:
+    """The first RST of a session and what was waiting at that moment."""
+
+    dir: int                     # direction the RST travelled in (sender's side)
+    frame: int
+    ts: int
+    turn_dir: Optional[int]      # who held the turn
+    turn_bytes: int
+    unpushed_bytes: int
+    unpushed_ts: int
+    unpushed_frames: tuple[int, ...]
+    acked: bool                  # the RST's receiver-side data was all acknowledged
+    app_command: Optional[str]
+    refused: bool                # RST answered a SYN: nothing listened
+
+
+class Session:
+    """One TCP session. Created and updated by the tracker; ended exactly once."""
+
+    __slots__ = ("id", "key", "client_dir", "out_dir", "dirs", "first_frame", "last_frame",
+                 "start", "end", "syn_seen", "synack_seen", "hs_ack", "syn_isn", "syn_count",
+                 "synack_count", "reset", "rst_count", "closed", "close_ts", "turn",
+                 "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
+                 "file_index", "smtp_port", "syn_frames")
+
+    def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
+                 file_index: int) -> None:
+        self.id = sid
+        self.key = key
+        self.client_dir = client_dir
+        self.out_dir = out_dir
+        self.dirs = (Direction(), Direction())
+        self.first_frame = frame
+        self.last_frame = frame
+        self.start = ts
+        self.end = ts
+        self.syn_seen = False
+        self.synack_seen = False
+        self.hs_ack = False
+        self.syn_isn: Optional[int] = None
+        self.syn_count = 0
+        self.synack_count = 0
+        self.reset: Optional[ResetFact] = None
+        self.rst_count = 0
+        self.closed = False
+        self.close_ts = 0
+        self.turn: Optional[Turn] = None
+        self.unpushed_turns: list[UnpushedTurn] = []
+        self.app: Optional[App] = None
+        self.app_probed = False
+        self.icmp: list[Any] = []
+        self.ended = False
+        self.timeout = False
+        self.file_index = file_index
+        self.smtp_port = False
+        self.syn_frames: list[int] = []     # frames of the client's SYNs (kept up to FRAMES_KEPT)
+
+    @property
+    def handshake(self) -> Handshake:
+        if self.syn_seen and self.synack_seen and self.hs_ack:
+            return Handshake.COMPLETE
+        if self.syn_seen or self.synack_seen:
+            return Handshake.PARTIAL
+        return Handshake.NONE
+
+    @property
+    def close(self) -> Close:
+        if self.reset is not None:
+            return Close.RESET_BY_CLIENT if self.reset.dir == self.client_dir else Close.RESET_BY_SERVER
+        if self.timeout:
+            return Close.TIMEOUT
+        if self.dirs[0].fin or self.dirs[1].fin:
+            return Close.FIN
+        return Close.OPEN

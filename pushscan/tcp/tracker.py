@@ -1,0 +1,379 @@
+"""TCP tracker and reassembler: segments in, ended sessions out. No I/O.
+
+Guarantees:
+- every session the tracker creates ends exactly once, through ``on_end``: after its
+  close (both FINs, or a RST) once ``linger`` of capture time has passed, when a new SYN
+  reuses its 4-tuple, when evicted as idle (``expire``), or at ``finish``;
+- session ids are numbered 0, 1, ... in order of first packet over all TCP sessions, as
+  Wireshark numbers ``tcp.stream``;
+- bytes reach the application parser in sequence order, exactly once; bytes that were
+  acknowledged but never captured (or cut by the snap length) reach it as a ``gap``,
+  never as invented bytes.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, SegmentBatch
+from ..seq import unwrap
+from .session import FRAMES_KEPT, Direction, ResetFact, Session, Turn, UnpushedTurn
+
+WINDOW_KEEP = 64 * 1024        # bytes kept per direction to detect conflicting overlaps
+LINGER_NS = 60 * 1_000_000_000
+UNPUSHED_TURNS_KEPT = 1000
+
+
+class Tracker:
+    """Feed ``SegmentBatch`` values in capture order; receive ended sessions via ``on_end``.
+
+    ``is_server_port(port)`` guides client/server roles of sessions seen mid-stream;
+    ``outgoing_of(session)`` returns the direction (0/1) that is "outgoing";
+    ``app_for(session, first_server_bytes)`` returns an application parser or None (it
+    is asked once at creation with ``None`` and once at the server's first data).
+    """
+
+    def __init__(self, *, on_end: Callable[[Session], None],
+                 is_server_port: Callable[[int], bool],
+                 outgoing_of: Callable[[Session], int],
+                 app_for: Callable[[Session, Optional[bytes]], object],
+                 linger_ns: int = LINGER_NS) -> None:
+        self.on_end = on_end
+        self.is_server_port = is_server_port
+        self.outgoing_of = outgoing_of
+        self.app_for = app_for
+        self.linger_ns = linger_ns
+        self.table: dict[FlowKey, Session] = {}
+        self.closing: list[Session] = []
+        self.next_id = 0
+        self.now = 0
+
+    # -- the hot path ------------------------------------------------------------------
+    def feed(self, batch: SegmentBatch, file_index: int = 0) -> None:
+        """Process one batch of segments, in order."""
+        flows = batch.flows
+        table = self.table
+        current = [table.get(k) for k in flows]
+        data = batch.data
+        pay_off = batch.pay_off
+        pay_len = batch.pay_len
+        rows = zip(batch.frame, batch.ts, batch.flow, batch.dir, batch.flags,
+                   batch.seq, batch.ack, batch.plen)
+        for i, (frame, ts, fi, d, fl, seq, ack, plen) in enumerate(rows):
+            s = current[fi]
+            if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seq)):
+                if s is not None and not s.ended:
+                    self._end(s)
+                s = current[fi] = self._new(flows[fi], d, fl, frame, ts, file_index)
+            s.last_frame = frame
+            s.end = ts
+            src = s.dirs[d]
+            dst = s.dirs[d ^ 1]
+            if fl & SYN:
+                self._syn(s, src, fl, seq, frame, batch.mss.get(i, 0))
+            if fl & ACK and dst.started:
+                a = unwrap(ack, dst.nxt)
+                if src.max_ack is None or a > src.max_ack:
+                    src.max_ack = a
+                    if dst.holes or a > dst.nxt + dst.fin:
+                        self._acked_unseen(s, dst, d ^ 1, a, frame)
+                if not s.hs_ack and d == s.client_dir and s.synack_seen:
+                    s.hs_ack = True
+            if plen:
+                po = pay_off[i]
+                payload = data[po:po + pay_len[i]]
+                psh = fl & PSH != 0
+                src.data_segments += 1
+                if psh:
+                    src.psh_segments += 1
+                if not src.started:
+                    src.start(seq)
+                start = unwrap(seq, src.nxt)
+                end = start + plen
+                if plen > src.max_segment:
+                    src.max_segment = plen
+                if dst.mss and plen > dst.mss:
+                    src.oversize += 1
+                if start >= src.nxt:
+                    if start > src.nxt:
+                        src.holes.append([src.nxt, start])
+                    src.nxt = end
+                    new = plen
+                    if start == src.delivered:
+                        self._deliver(s, src, d, payload, plen, frame, psh, ts)
+                        if src.pending:
+                            self._drain(s, src, d, ts)
+                    else:
+                        src.pending[start] = (payload, plen, psh, frame)
+                else:
+                    new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
+                if new:
+                    src.bytes += new
+                    if psh and end > src.last_push_end:
+                        src.last_push_end = end
+                    t = s.turn
+                    if t is None or t.dir != d:
+                        if t is not None:
+                            self._end_turn(s, t, "data", ts)
+                        t = s.turn = Turn(d, ts, frame)
+                        src.turns += 1
+                    t.bytes += new
+                    t.last_frame = frame
+                    if psh:
+                        t.last_pushed = True
+                        t.unpushed_bytes = 0
+                    else:
+                        t.last_pushed = False
+                        if not t.unpushed_bytes:
+                            t.unpushed_ts = ts
+                            t.unpushed_frames = []
+                            t.unpushed_count = 0
+                        t.unpushed_bytes += new
+                        t.unpushed_count += 1
+                        if len(t.unpushed_frames) < FRAMES_KEPT:
+                            t.unpushed_frames.append(frame)
+            if fl & (FIN | RST):
+                self._fin_rst(s, src, d, fl, frame, ts)
+        if batch.frame:
+            self.now = batch.ts[-1]
+        for err in batch.icmp:
+            s = table.get(err.flow)
+            if s is not None:
+                s.icmp.append(err)
+        if self.closing:
+            self._sweep()
+
+    # -- slower paths ------------------------------------------------------------------
+    def _starts_new(self, s: Session, d: int, fl: int, seq: int) -> bool:
+        """A SYN on a known 4-tuple: does it start a new session (port reuse)?"""
+        if fl & ACK:
+            return s.closed and s.synack_seen
+        if s.syn_isn is not None:
+            return seq != s.syn_isn or s.closed
+        return s.closed or s.dirs[d].started
+
+    def _new(self, key: FlowKey, d: int, fl: int, frame: int, ts: int, file_index: int) -> Session:
+        if fl & SYN:
+            client_dir = d if not fl & ACK else d ^ 1
+        else:
+            a_srv = self.is_server_port(key[3])
+            b_srv = self.is_server_port(key[6])
+            if a_srv != b_srv:
+                client_dir = 1 if a_srv else 0
+            else:
+                client_dir = d
+        s = Session(self.next_id, key, client_dir, client_dir, frame, ts, file_index)
+        self.next_id += 1
+        server_port = key[6] if client_dir == 0 else key[3]
+        s.smtp_port = self.is_server_port(server_port)
+        s.out_dir = self.outgoing_of(s)
+        s.app = self.app_for(s, None)  # type: ignore[assignment]
+        self.table[key] = s
+        return s
+
+    def _syn(self, s: Session, src: Direction, fl: int, seq: int, frame: int, mss: int) -> None:
+        if mss:
+            src.mss = mss
+        if fl & ACK:
+            s.synack_seen = True
+            s.synack_count += 1
+        else:
+            s.syn_seen = True
+            s.syn_count += 1
+            s.syn_isn = seq
+            if len(s.syn_frames) < FRAMES_KEPT:
+                s.syn_frames.append(frame)
+        if src.isn is None:
+            src.isn = seq
+            if not src.started:
+                src.start(seq + 1)
+
+    def _deliver(self, s: Session, src: Direction, d: int, payload: bytes, plen: int,
+                 frame: int, psh: bool, ts: int) -> None:
+        """Hand in-order bytes at ``src.delivered`` to the app (callers drain pending)."""
+        app = s.app
+        if app is None and not s.app_probed and d != s.client_dir \
+                and not s.dirs[s.client_dir].bytes:
+            s.app_probed = True
+            app = s.app = self.app_for(s, payload)  # type: ignore[assignment]
+        w = src.window
+        if payload:
+            w += payload
+            if len(w) > 2 * WINDOW_KEEP:
+                del w[:-WINDOW_KEEP]
+            if app is not None:
+                app.data(d == s.client_dir, payload, frame, psh, ts)
+        if len(payload) < plen:
+            src.truncated += 1
+            w.clear()
+            if app is not None:
+                app.gap(d == s.client_dir, plen - len(payload))
+        src.delivered += plen
+
+    def _drain(self, s: Session, src: Direction, d: int, ts: int, upto: int = 0) -> None:
+        """Deliver pending segments that now follow ``delivered``; with ``upto``, declare
+        everything missing below it a gap."""
+        pending = src.pending
+        while True:
+            ready = [k for k in pending if k <= src.delivered]
+            if ready:
+                k = min(ready)
+                payload, plen, psh, frame = pending.pop(k)
+                skip = src.delivered - k
+                if skip < plen:
+                    self._deliver(s, src, d, payload[skip:], plen - skip, frame, psh, ts)
+                continue
+            if src.delivered < upto:
+                stop = min([k for k in pending] + [upto])
+                src.window.clear()
+                if s.app is not None:
+                    s.app.gap(d == s.client_dir, stop - src.delivered)
+                src.delivered = stop
+                continue
+            return
+
+    def _overlap(self, s: Session, src: Direction, d: int, start: int, end: int,
+                 payload: bytes, plen: int, frame: int, psh: bool, ts: int) -> int:
+        """A segment starting below the highest sequence seen. Returns its new bytes."""
+        new = 0
+        if src.holes:
+            kept: list[list[int]] = []
+            for hs, he in src.holes:
+                lo, hi = max(hs, start), min(he, end)
+                if lo < hi:
+                    new += hi - lo
+                    if hs < lo:
+                        kept.append([hs, lo])
+                    if hi < he:
+                        kept.append([hi, he])
+                else:
+                    kept.append([hs, he])
+            src.holes = kept
+        if end > src.nxt:
+            new += end - src.nxt
+            src.nxt = end
+        if new < plen:
+            src.retransmitted += 1
+            src.attempts[start] = src.attempts.get(start, 1) + 1
+            # compare what overlaps the window of delivered bytes
+            w = src.window
+            wstart = src.delivered - len(w)
+            lo, hi = max(start, wstart), min(end, src.delivered, start + len(payload))
+            if lo < hi and w[lo - wstart:hi - wstart] != payload[lo - start:hi - start]:
+                src.conflicts.append(frame)
+            t = s.turn
+            if psh and end >= src.nxt and t is not None and t.dir == d and not new:
+                t.last_pushed = True
+                t.unpushed_bytes = 0
+        else:
+            src.out_of_order += 1
+        if start <= src.delivered < end:
+            skip = src.delivered - start
+            self._deliver(s, src, d, payload[skip:], plen - skip, frame, psh, ts)
+            if src.pending:
+                self._drain(s, src, d, ts)
+        elif start > src.delivered:
+            src.pending[start] = (payload, plen, psh, frame)
+        return new
+
+    def _acked_unseen(self, s: Session, dst: Direction, d: int, a: int, frame: int) -> None:
+        """The peer acknowledged up to ``a``: bytes of ``dst`` below it that were never
+        captured are a capture gap."""
+        missing = 0
+        kept = []
+        for hs, he in dst.holes:
+            if hs < a:
+                missing += min(he, a) - hs
+                if he > a:
+                    kept.append([a, he])
+            else:
+                kept.append([hs, he])
+        dst.holes = kept
+        top = a - 1 if dst.fin else a
+        if top > dst.nxt:
+            missing += top - dst.nxt
+            dst.nxt = top
+        if missing:
+            dst.gap_bytes += missing
+            if len(dst.gap_frames) < FRAMES_KEPT:
+                dst.gap_frames.append(frame)
+            self._drain(s, dst, d, s.end, upto=min(top, dst.nxt))
+
+    def _end_turn(self, s: Session, t: Turn, how: str, ts: int) -> None:
+        src = s.dirs[t.dir]
+        s.turn = None
+        if t.last_pushed:
+            return
+        src.turns_unpushed += 1
+        if len(s.unpushed_turns) < UNPUSHED_TURNS_KEPT:
+            s.unpushed_turns.append(UnpushedTurn(
+                t.dir, t.unpushed_bytes, t.unpushed_ts, tuple(t.unpushed_frames),
+                t.unpushed_count, ts if how == "data" else None, how))
+
+    def _fin_rst(self, s: Session, src: Direction, d: int, fl: int, frame: int, ts: int) -> None:
+        if fl & RST:
+            s.rst_count += 1
+            if s.reset is None:
+                t = s.turn
+                peer = s.dirs[d ^ 1]
+                acked = peer.started and src.max_ack is not None and src.max_ack >= peer.nxt
+                s.reset = ResetFact(
+                    d, frame, ts,
+                    t.dir if t else None, t.bytes if t else 0,
+                    t.unpushed_bytes if t else 0, t.unpushed_ts if t else 0,
+                    tuple(t.unpushed_frames) if t else (),
+                    bool(acked),
+                    s.app.command_in_progress() if s.app is not None else None,
+                    s.syn_seen and not s.synack_seen and d != s.client_dir)
+                if t is not None:
+                    self._end_turn(s, t, "reset", ts)
+                self._closing(s, ts)
+            return
+        if not src.fin:
+            src.fin = True
+            t = s.turn
+            if t is not None:
+                self._end_turn(s, t, "fin" if t.dir == d else "peer_fin", ts)
+            if s.dirs[d ^ 1].fin:
+                self._closing(s, ts)
+
+    def _closing(self, s: Session, ts: int) -> None:
+        if not s.closed:
+            s.closed = True
+            s.close_ts = ts
+            self.closing.append(s)
+
+    def _sweep(self) -> None:
+        limit = self.now - self.linger_ns
+        keep = []
+        for s in self.closing:
+            if s.ended:
+                continue
+            if s.close_ts <= limit:
+                self._end(s)
+            else:
+                keep.append(s)
+        self.closing = keep
+
+    def _end(self, s: Session) -> None:
+        if s.ended:
+            return
+        if s.turn is not None:
+            self._end_turn(s, s.turn, "end", s.end)
+        s.ended = True
+        if self.table.get(s.key) is s:
+            del self.table[s.key]
+        self.on_end(s)
+
+    # -- outside events ----------------------------------------------------------------
+    def expire(self, now: int, idle_ns: int) -> None:
+        """End sessions with no packet for ``idle_ns`` before ``now`` (close: timeout)."""
+        for s in [s for s in self.table.values() if s.end + idle_ns < now]:
+            if not s.closed:
+                s.timeout = True
+            self._end(s)
+
+    def finish(self) -> None:
+        """End of capture: every session still known ends now."""
+        for s in sorted(self.table.values(), key=lambda x: x.id):
+            self._end(s)
+        self.closing = []
