@@ -472,8 +472,8 @@ def _block(btype: int, body: bytes) -> bytes:
 
 
 def write_pcapng(path: Path, pkts: list[Pkt]) -> None:
-    """Three interfaces: 0 Ethernet (microseconds; its packets as simple packet blocks
-    for the first three), 1 SLL2 (nanoseconds), 2 raw IP (2**-20 s units). Packets
+    """Three interfaces: 0 Ethernet (microseconds; its 2nd and 3rd packets as simple
+    packet blocks, which carry no timestamp), 1 SLL2 (nanoseconds), 2 raw IP (2**-20 s units). Packets
     alternate between them."""
     ifaces = [(1, eth, None), (276, sll2, 9), (101, raw, 0x80 | 20)]
     out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
@@ -486,7 +486,7 @@ def write_pcapng(path: Path, pkts: list[Pkt]) -> None:
         lt, wrap, res = ifaces[k]
         frame = wrap(ipb)
         pad = bytes(-len(frame) % 4)
-        if k == 0 and i < 9:
+        if k == 0 and 0 < i < 9:
             out.append(_block(3, struct.pack("<I", len(frame)) + frame + pad))
             continue
         units = 1e6 if res is None else (1e9 if res == 9 else float(1 << 20))

@@ -291,7 +291,7 @@ class SmtpDialogue:
 
 def _verb(line: bytes) -> str:
     word = line.split(None, 1)[0] if line.strip() else b""
-    word = word.split(b":", 1)[0][:16]
-    if word and word.isalpha() and word.isascii():
+    word = word.split(b":", 1)[0]
+    if 0 < len(word) <= 12 and word.isalpha() and word.isascii():
         return word.decode("ascii").upper()
     return "UNKNOWN"

@@ -102,6 +102,7 @@ class CaptureReader:
         self.link_types: dict[int, int] = {}
         self.packets = 0
         self.bytes_read = 0
+        self._last_ts = 0
         stream: BinaryIO | _Prefixed = raw
         magic = _read_full(stream, 4)
         compressed = False
@@ -312,7 +313,13 @@ class CaptureReader:
                 # ts units are num/den seconds; convert to ns without float rounding
                 ts[m] = raw[m] * (num * 1_000_000_000 // den) if (num * 1_000_000_000) % den == 0 \
                     else (raw[m].astype(np.float64) * (num * 1e9 / den)).astype(np.int64)
-        ts[raw < 0] = 0
+        missing = raw < 0
+        if missing.any():
+            # simple packet blocks carry no timestamp: they take the previous packet's
+            prev = np.maximum.accumulate(np.where(missing, -1, np.arange(k)))
+            ts[missing] = np.where(prev[missing] >= 0, ts[np.maximum(prev[missing], 0)],
+                                   self._last_ts)
+        self._last_ts = int(ts[-1])
         self.packets += k
         for lt, cnt in zip(*np.unique(lts, return_counts=True)):
             self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)

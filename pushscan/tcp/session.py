@@ -79,13 +79,17 @@ class Direction:
 
 
 class Turn:
-    """New data one side sends until the other side sends data, a FIN/RST, or the end."""
+    """New data one side sends until the other side sends data, a FIN/RST, or the end.
 
-    __slots__ = ("dir", "bytes", "first_ts", "first_frame", "last_pushed", "last_frame",
+    The turn is pushed when a PSH segment covers its highest byte (sequence order, so
+    reordering and retransmissions are judged as the receiver's stack sees them)."""
+
+    __slots__ = ("dir", "start", "bytes", "first_ts", "first_frame", "last_pushed", "last_frame",
                  "unpushed_bytes", "unpushed_ts", "unpushed_frames", "unpushed_count")
 
-    def __init__(self, d: int, ts: int, frame: int) -> None:
+    def __init__(self, d: int, ts: int, frame: int, start: int) -> None:
         self.dir = d
+        self.start = start         # unwrapped sequence number of the turn's first byte
         self.bytes = 0
         self.first_ts = ts
         self.first_frame = frame

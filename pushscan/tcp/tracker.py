@@ -106,31 +106,37 @@ class Tracker:
                         src.pending[start] = (payload, plen, psh, frame)
                 else:
                     new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
+                if psh and end > src.last_push_end:
+                    src.last_push_end = end
                 if new:
                     src.bytes += new
-                    if psh and end > src.last_push_end:
-                        src.last_push_end = end
                     t = s.turn
                     if t is None or t.dir != d:
                         if t is not None:
                             self._end_turn(s, t, "data", ts)
-                        t = s.turn = Turn(d, ts, frame)
+                        t = s.turn = Turn(d, ts, frame, start)
                         src.turns += 1
                     t.bytes += new
                     t.last_frame = frame
-                    if psh:
+                    if src.last_push_end >= src.nxt:
                         t.last_pushed = True
                         t.unpushed_bytes = 0
                     else:
-                        t.last_pushed = False
+                        # bytes after the last pushed byte, in sequence order
                         if not t.unpushed_bytes:
                             t.unpushed_ts = ts
                             t.unpushed_frames = []
                             t.unpushed_count = 0
-                        t.unpushed_bytes += new
+                        t.last_pushed = False
+                        t.unpushed_bytes = src.nxt - max(src.last_push_end, t.start)
                         t.unpushed_count += 1
                         if len(t.unpushed_frames) < FRAMES_KEPT:
                             t.unpushed_frames.append(frame)
+                elif psh:
+                    t = s.turn
+                    if t is not None and t.dir == d and src.last_push_end >= src.nxt:
+                        t.last_pushed = True   # a retransmission pushed the waiting bytes
+                        t.unpushed_bytes = 0
             if fl & (FIN | RST):
                 self._fin_rst(s, src, d, fl, frame, ts)
         if batch.frame:
@@ -260,10 +266,6 @@ class Tracker:
             lo, hi = max(start, wstart), min(end, src.delivered, start + len(payload))
             if lo < hi and w[lo - wstart:hi - wstart] != payload[lo - start:hi - start]:
                 src.conflicts.append(frame)
-            t = s.turn
-            if psh and end >= src.nxt and t is not None and t.dir == d and not new:
-                t.last_pushed = True
-                t.unpushed_bytes = 0
         else:
             src.out_of_order += 1
         if start <= src.delivered < end:

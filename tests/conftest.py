@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+ALL_CAPTURES = sorted(p for p in CAPTURES.iterdir()
+                      if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
+
+
+def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pushscan ARGS`` as a user would; text output."""
+    return subprocess.run([sys.executable, "-m", "pushscan", *args], input=stdin.decode("latin-1") if stdin else None,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def analyze_json(*args: str) -> dict[str, Any]:
+    r = run_cli("analyze", "--format", "json", *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def captures() -> Path:
+    return CAPTURES
