@@ -28,3 +28,17 @@ def analyze_json(*args: str) -> dict[str, Any]:
 @pytest.fixture
 def captures() -> Path:
     return CAPTURES
+
+
+def require(tool: str) -> str:
+    """Path of an external program the test needs. Missing: skipped on a developer's
+    machine, a failure in CI (where .ci/run installs it)."""
+    import os
+    import shutil
+
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed; .ci/run must install it")
+        pytest.skip(f"{tool} not installed")
+    return path

@@ -212,8 +212,9 @@ class CaptureReader:
         ifaces: list[tuple[int, int, int, int]] = []  # (linktype, snaplen, ts_num, ts_den)
         eof = False
         first = True
+        stalled = False   # the buffer holds no complete block: must read more
         while True:
-            if not eof and len(buf) < CHUNK:
+            if not eof and (stalled or len(buf) < CHUNK):
                 more = self._read(CHUNK)
                 eof = not more
                 buf = buf + more
@@ -294,6 +295,7 @@ class CaptureReader:
             if damaged:
                 raise CaptureDamaged(damaged)
             buf = buf[pos:]
+            stalled = pos == 0
             if eof:
                 if buf:
                     raise CaptureDamaged(f"truncated block at the end ({len(buf)} bytes left over)")
