@@ -7,6 +7,10 @@ from typing import Any, Optional
 from .tcp.session import Close, Handshake, Session
 
 NS = 1_000_000_000
+# How long the capture must go on past an event before its absence means something:
+# the initial retransmission timeout (RFC 6298). A SYN 50 ms before the capture ends is
+# not "no answer"; a turn cut by the end of the capture is not "unpushed".
+EVIDENCE_NS = NS
 
 
 class Severity(str, Enum):
@@ -99,7 +103,8 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
     reset_turn_reported = False
 
     if s.syn_seen and not s.synack_seen and not (r is not None and r.refused) \
-            and not s.dirs[s.client_dir ^ 1].data_segments:
+            and not s.dirs[s.client_dir ^ 1].data_segments \
+            and (s.syn_count > 1 or s.seen_until - s.start >= EVIDENCE_NS):
         wait = s.end - s.start
         msg = (f"{s.syn_count} SYN{'s' if s.syn_count != 1 else ''} from the client got no "
                f"SYN-ACK in {_secs(wait):g}s: the server host is down or unreachable, or a "
@@ -155,22 +160,30 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
             continue  # a turn its own FIN ends is delivered with the FIN
         if t.ended_by == "reset" and reset_turn_reported:
             continue
+        if t.ended_by == "end" and s.seen_until - t.first_ts < EVIDENCE_NS:
+            continue  # cut by the end of the capture, not known to be stuck
         wait = None if t.answered_ts is None else _secs(t.answered_ts - t.first_ts)
         how = {"data": f"the peer answered after {wait}s", "reset": "a reset ended it",
-               "peer_fin": "the peer closed", "end": "the capture ended"}[t.ended_by]
+               "peer_fin": "the peer closed",
+               "end": f"nothing answered in the {_secs(s.seen_until - t.first_ts):g}s "
+                      "the capture went on"}[t.ended_by]
         findings.append(_finding(
             Code.UNPUSHED_TURN,
             f"{t.bytes} bytes from the {side_name(s, out)} ended a turn without PSH; {how}",
             t.frames, bytes=t.bytes, wait_seconds=wait, segments=t.segments))
 
-    died = close in (Close.RESET_BY_CLIENT, Close.RESET_BY_SERVER, Close.TIMEOUT) or (
-        close is Close.OPEN and o.started and (p.max_ack is None or p.max_ack < o.nxt))
+    # died: True, False, or None when the capture ended before it could be known
+    died: Optional[bool] = close in (Close.RESET_BY_CLIENT, Close.RESET_BY_SERVER, Close.TIMEOUT)
+    if close is Close.OPEN and o.started and (p.max_ack is None or p.max_ack < o.nxt):
+        died = True if s.seen_until - s.end >= EVIDENCE_NS else None
     if o.retransmitted:
         most = max(o.attempts.values()) if o.attempts else 2
+        fate = {True: "then died", False: "recovered",
+                None: "was still waiting for acknowledgements when the capture ended"}[died]
         findings.append(_finding(
             Code.RETRANSMISSIONS,
             f"{o.retransmitted} outgoing segment(s) retransmitted, up to {most} transmissions "
-            f"of one segment; the session {'then died' if died else 'recovered'}",
+            f"of one segment; the session {fate}",
             [], count=o.retransmitted, max_attempts=most, died=died))
 
     for d in (0, 1):
@@ -204,7 +217,7 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
         verdict = Verdict.PUSH_PROBLEM
     elif Code.PEER_RESET.value in codes:
         verdict = Verdict.PEER_RESET
-    elif o.retransmitted and died:
+    elif o.retransmitted and died is True:
         verdict = Verdict.NETWORK_LOSS
     elif close is Close.OPEN or s.handshake is Handshake.NONE:
         verdict = Verdict.INCOMPLETE

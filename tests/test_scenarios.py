@@ -257,3 +257,31 @@ def test_real_smtplib_pipelining_recording():
     s = only(pushscan.analyze(str(CAPTURES / "real_smtplib_pipelining.pcap")))
     assert s["smtp"]["messages"] == 2
     assert [v for v, _ in verbs(s)].count("RCPT") == 3
+
+
+def test_capture_end_is_not_evidence(tmp_path):
+    """A SYN just before the capture ends is not NO_ANSWER, and a turn cut by the end of
+    the capture is not an UNPUSHED_TURN; with a second of silence after them, they are."""
+    import sys
+    sys.path.insert(0, str(CAPTURES))
+    import make_scenarios as ms
+
+    cap = []
+    c = ms.Conv(cap)
+    c.handshake()
+    c.send(ms.S, ms.GREETING)
+    c.send(ms.C, ms.BODY[:3000], psh=False)      # unpushed, cut by the end of the capture
+    d = ms.Conv(cap, cport=40001, t=c.t)
+    d.pkt(ms.C, "S")                              # a SYN in the capture's last millisecond
+    f = tmp_path / "cut.pcap"
+    ms.write_pcap(f, cap)
+    a, b = pushscan.analyze(str(f))["sessions"]
+    assert codes(a) == [] and a["verdict"] == "incomplete"
+    assert codes(b) == [] and b["verdict"] == "incomplete"
+
+    e = ms.Conv(cap, cport=40002, t=d.t)          # the capture goes on for 2 more seconds
+    e.pkt(ms.C, "S", dt=2.0)
+    ms.write_pcap(f, cap)
+    a, b, _ = pushscan.analyze(str(f))["sessions"]
+    assert codes(a) == ["UNPUSHED_TURN"] and "nothing answered" in a["findings"][0]["message"]
+    assert codes(b) == ["NO_ANSWER"] and b["verdict"] == "no_answer"

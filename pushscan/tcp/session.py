@@ -138,7 +138,7 @@ class Session:
                  "start", "end", "syn_seen", "synack_seen", "hs_ack", "syn_isn", "syn_count",
                  "synack_count", "reset", "rst_count", "closed", "close_ts", "turn",
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
-                 "file_index", "smtp_port", "syn_frames")
+                 "file_index", "smtp_port", "syn_frames", "seen_until")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -171,6 +171,7 @@ class Session:
         self.file_index = file_index
         self.smtp_port = False
         self.syn_frames: list[int] = []     # frames of the client's SYNs (kept up to FRAMES_KEPT)
+        self.seen_until = ts       # capture time known when the session ended (>= end)
 
     @property
     def handshake(self) -> Handshake:

@@ -359,6 +359,7 @@ class Tracker:
     def _end(self, s: Session) -> None:
         if s.ended:
             return
+        s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)
         s.ended = True
