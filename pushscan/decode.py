@@ -25,8 +25,30 @@ VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 IPV6_EXT = (0, 43, 60)     # hop-by-hop, routing, destination options
 PAD = bytes(64)
 
-_KEY = np.dtype([("v", "u1"), ("ah", ">u8"), ("al", ">u8"), ("ap", ">u2"),
-                 ("bh", ">u8"), ("bl", ">u8"), ("bp", ">u2")])
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _factorize(cols: tuple[np.ndarray, ...]) -> tuple[list, np.ndarray]:
+    """Distinct rows of equal-length uint64 columns and each row's index among them.
+
+    Fast path: a 64-bit mix of the columns, factorized as integers, then verified
+    exactly; on any hash collision, an exact (slower) structured sort.
+    """
+    h = np.zeros(len(cols[0]), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:
+            h = (h ^ c) * _MIX
+            h ^= h >> np.uint64(29)
+    uniq_h, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    rep = first[inv]
+    if all(np.array_equal(c, c[rep]) for c in cols):
+        return [tuple(int(c[i]) for c in cols) for i in first.tolist()], inv
+    keys = np.empty(len(h), dtype=np.dtype([(f"f{i}", np.uint64) for i in range(len(cols))]))
+    for name, c in zip(keys.dtype.names, cols):
+        keys[name] = c
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return [tuple(int(x) for x in row) for row in uniq.tolist()], inv.ravel()
 
 
 def linktype_name(lt: int) -> str:
@@ -205,15 +227,10 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
 
     sh, sl, dh, dl, ver = s_hi[sel], s_lo[sel], d_hi[sel], d_lo[sel], ipver[sel]
     gt = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sp > dp))))
-    keys = np.empty(len(sel), dtype=_KEY)
-    keys["v"] = ver
-    keys["ah"] = np.where(gt, dh, sh)
-    keys["al"] = np.where(gt, dl, sl)
-    keys["ap"] = np.where(gt, dp, sp)
-    keys["bh"] = np.where(gt, sh, dh)
-    keys["bl"] = np.where(gt, sl, dl)
-    keys["bp"] = np.where(gt, sp, dp)
-    uniq, inv = np.unique(keys, return_inverse=True)
+    cols = (ver.astype(np.uint64), np.where(gt, dh, sh), np.where(gt, dl, sl),
+            np.where(gt, dp, sp).astype(np.uint64), np.where(gt, sh, dh), np.where(gt, sl, dl),
+            np.where(gt, sp, dp).astype(np.uint64))
+    rows, inv = _factorize(cols)
 
     batch.frame = (sel + (frame0 + 1)).tolist()
     batch.ts = raw.ts[sel].tolist()
@@ -225,7 +242,7 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     batch.plen = plen.tolist()
     batch.pay_off = pay_off.tolist()
     batch.pay_len = pay_len.tolist()
-    batch.flows = [tuple(int(x) for x in row) for row in uniq.tolist()]  # type: ignore[misc]
+    batch.flows = rows
     syn_opts = np.flatnonzero(((flags & SYN) != 0) & (do > 20))
     for k in syn_opts.tolist():
         mss = _mss_option(raw.data, int(t4[k]) + 20, min(int(t4[k] + do[k]), int(end[sel][k])))
