@@ -6,12 +6,13 @@
 """
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import os
 import stat
 import sys
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 from . import __version__
 from .decode import decode, linktype_name
@@ -168,19 +169,6 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
     }
 
 
-def summarize(sessions: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    by_verdict: dict[str, int] = {}
-    by_code: dict[str, int] = {}
-    n = 0
-    for doc in sessions:
-        n += 1
-        by_verdict[doc["verdict"]] = by_verdict.get(doc["verdict"], 0) + 1
-        for f in doc["findings"]:
-            by_code[f["code"]] = by_code.get(f["code"], 0) + 1
-    return {"sessions": n, "by_verdict": dict(sorted(by_verdict.items())),
-            "by_code": dict(sorted(by_code.items()))}
-
-
 # -- the pipeline ------------------------------------------------------------------------
 def _make_tracker(opts: Options, on_end: Callable[[Session], None]) -> Tracker:
     smtp_ports = opts.smtp_ports
@@ -211,35 +199,58 @@ def _make_tracker(opts: Options, on_end: Callable[[Session], None]) -> Tracker:
 class Analysis:
     """One analysis over one capture (a list of files read as one, in time order).
 
-    ``on_session(doc)`` is called for every reported session as it ends (for jsonl);
-    ``progress(bytes)`` after every batch.
+    ``on_session(doc)`` is called for every reported session: in order of ending, or,
+    with ``ordered``, in id order through a reorder buffer of at most ``REORDER_MAX``
+    sessions (past that, the lowest ids go out first, so memory stays bounded by open
+    sessions, not by the file). ``keep_sessions`` collects them in the report as well.
+    ``progress(bytes)`` is called after every batch.
     """
+
+    REORDER_MAX = 10_000
 
     def __init__(self, paths: list[str], opts: Options,
                  on_session: Optional[Callable[[dict[str, Any]], None]] = None,
                  progress: Optional[Callable[[int], None]] = None,
-                 keep_sessions: bool = True) -> None:
+                 keep_sessions: bool = True, ordered: bool = True) -> None:
         self.paths = paths
         self.opts = opts
         self.on_session = on_session
         self.progress = progress
         self.keep_sessions = keep_sessions
+        self.ordered = ordered
         self.sessions: list[dict[str, Any]] = []
-        self.summary_source: list[dict[str, Any]] = []
         self.inputs: list[dict[str, Any]] = []
         self.unreadable: list[InputError] = []
         self._verdicts: dict[str, int] = {}
         self._codes: dict[str, int] = {}
         self._count = 0
+        self._heap: list[tuple[int, Optional[dict[str, Any]]]] = []
+        self._next_id = 0
 
     def _ended(self, s: Session) -> None:
-        if s.app is None and not self.opts.all_tcp:
+        doc = None
+        if s.app is not None or self.opts.all_tcp:
+            doc = session_document(s, self.paths)
+            self._count += 1
+            self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
+            for f in doc["findings"]:
+                self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
+        if not self.ordered:
+            if doc is not None:
+                self._emit(doc)
             return
-        doc = session_document(s, self.paths)
-        self._count += 1
-        self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
-        for f in doc["findings"]:
-            self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
+        heapq.heappush(self._heap, (s.id, doc))
+        self._release(force=False)
+
+    def _release(self, force: bool) -> None:
+        heap = self._heap
+        while heap and (force or heap[0][0] <= self._next_id or len(heap) > self.REORDER_MAX):
+            sid, doc = heapq.heappop(heap)
+            self._next_id = max(self._next_id, sid + 1)
+            if doc is not None:
+                self._emit(doc)
+
+    def _emit(self, doc: dict[str, Any]) -> None:
         if self.keep_sessions:
             self.sessions.append(doc)
         if self.on_session is not None:
@@ -284,7 +295,7 @@ class Analysis:
                               "unsupported_link_type": stats.unsupported_link,
                               "snaplen_cut": stats.snaplen_cut, "icmp_errors": stats.icmp_errors}
         tracker.finish()
-        self.sessions.sort(key=lambda d: d["id"])
+        self._release(force=True)
         return {
             "schema": SCHEMA,
             "pushscan_version": __version__,
@@ -298,13 +309,6 @@ class Analysis:
         }
 
 
-def run(paths: list[str], opts: Options, **kw: Any) -> Iterator[tuple[list[str], dict[str, Any], list[InputError]]]:
-    """Analyse ``paths`` as one capture, or each alone with ``opts.separate``.
-
-    Yields (paths, report, unreadable inputs) per analysis.
-    """
-    groups = [[p] for p in paths] if opts.separate else [time_order(list(paths))]
-    for group in groups:
-        a = Analysis(group, opts, **kw)
-        report = a.run()
-        yield group, report, a.unreadable
+def groups(paths: list[str], opts: Options) -> list[list[str]]:
+    """The analyses to run: all files as one capture in time order, or each alone."""
+    return [[p] for p in paths] if opts.separate else [time_order(list(paths))]

@@ -2,7 +2,6 @@
 touch the outside world."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Optional
@@ -56,7 +55,8 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     Several files are one capture in time order (rotated files); frame numbers then
     continue from file to file (see inputs[].first_frame).
     """
-    from .analysis import Options, run
+    from .analysis import SCHEMA, Analysis, Options, groups
+    from .output import JsonDocument, JsonLines
 
     try:
         opts = Options(ports=ports, all_tcp=all_tcp, outgoing=outgoing, local=local,
@@ -70,30 +70,26 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     is_tty = stream.isatty() if hasattr(stream, "isatty") else False
     use_color = is_tty if color is None else color
 
-    def on_session(doc: dict[str, Any]) -> None:
-        stream.write(json.dumps(doc, separators=(",", ":")) + "\n")
-        stream.flush()
-
     exit_code = 0
     try:
         with _progress(captures) as progress:
-            for _group, report, unreadable in run(
-                    list(captures), opts, on_session=on_session if fmt == "jsonl" else None,
-                    progress=progress, keep_sessions=fmt != "jsonl"):
-                for err in unreadable:
+            for group in groups(list(captures), opts):
+                writer = JsonDocument(stream) if fmt == "json" else JsonLines(stream) if fmt == "jsonl" else None
+                if isinstance(writer, JsonDocument):
+                    writer.start({"schema": SCHEMA, "pushscan_version": __version__, "engine": engine})
+                a = Analysis(group, opts, on_session=writer.session if writer else None,
+                             progress=progress, keep_sessions=writer is None, ordered=fmt != "jsonl")
+                report = a.run()
+                for err in a.unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)
                     exit_code = EXIT_INPUT
                 for inp in report["inputs"]:
                     for e in inp["errors"]:
-                        if not any(e == u.problem and inp["path"] == u.path for u in unreadable):
+                        if not any(e == u.problem and inp["path"] == u.path for u in a.unreadable):
                             click.echo(f"pushscan: warning: {inp['path']}: {e} "
                                        "(the part before it was analysed)", err=True)
-                if fmt == "json":
-                    json.dump(report, stream, indent=2)
-                    stream.write("\n")
-                elif fmt == "jsonl":
-                    stream.write(json.dumps({"summary": report["summary"],
-                                             "inputs": report["inputs"]}, separators=(",", ":")) + "\n")
+                if writer is not None:
+                    writer.finish(report)
                 else:
                     from .render import render_text
                     render_text(report, stream, use_color)

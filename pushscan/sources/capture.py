@@ -19,6 +19,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from ..errors import CaptureDamaged
+from . import scan
 
 CHUNK = 4 << 20            # bytes read per step
 MAX_RECORD = 1 << 20       # larger captured lengths are treated as corruption
@@ -159,48 +160,23 @@ class CaptureReader:
         _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack(e + "HHiIII", hdr[4:24])
         linktype = network & 0x0FFFFFFF
         limit = max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0)
-        rec = struct.Struct(e + "IIII")
-        unpack = rec.unpack_from
+        big = e == ">"
         buf = b""
         eof = False
         while not eof:
             more = self._read(CHUNK)
             eof = not more
             buf = buf + more if buf else more
-            n = len(buf)
-            pos = 0
-            secs: list[int] = []
-            fracs: list[int] = []
-            offs: list[int] = []
-            caps: list[int] = []
-            origs: list[int] = []
-            damaged = None
-            while pos + 16 <= n:
-                s, f, incl, orig = unpack(buf, pos)
-                if incl > limit:
-                    damaged = f"record at byte {self.bytes_read - n + pos} claims {incl} bytes"
-                    break
-                end = pos + 16 + incl
-                if end > n:
-                    break
-                secs.append(s)
-                fracs.append(f)
-                offs.append(pos + 16)
-                caps.append(incl)
-                origs.append(orig)
-                pos = end
-            if offs:
-                k = len(offs)
-                ts = np.array(secs, dtype=np.int64) * 1_000_000_000 + \
-                    np.array(fracs, dtype=np.int64) * self._tsmul
+            k, pos, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets)(
+                buf, 0, big, limit)
+            if k:
                 self.packets += k
                 self.link_types[linktype] = self.link_types.get(linktype, 0) + k
-                yield RawBatch(buf, np.array(offs, dtype=np.int64),
-                               np.array(caps, dtype=np.int64),
-                               np.array(origs, dtype=np.int64), ts,
+                yield RawBatch(buf, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,
                                np.full(k, linktype, dtype=np.int64))
             if damaged:
-                raise CaptureDamaged(damaged)
+                at = self.bytes_read - len(buf) + pos
+                raise CaptureDamaged(f"record at byte {at} claims an impossible length")
             buf = buf[pos:]
         if buf:
             raise CaptureDamaged(f"truncated record at the end ({len(buf)} bytes left over)")

@@ -343,6 +343,8 @@ class Tracker:
             s.closed = True
             s.close_ts = ts
             self.closing.append(s)
+            for dd in s.dirs:   # a closed session lingers without its conflict windows
+                dd.window = bytearray()
 
     def _sweep(self) -> None:
         limit = self.now - self.linger_ns

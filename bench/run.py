@@ -1,0 +1,100 @@
+"""Time pushscan against tshark and tcptrace on the same generated capture, in one run.
+
+    python bench/run.py [--packets 2000000] [--memory] [--keep]
+
+Prints, for each command, wall time, packets per second and peak resident memory (the
+child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. ``--memory``
+also runs pushscan alone on 1M- and 4M-packet captures and compares peak memory.
+Generated files go to bench/out/ (ignored by git) and are removed unless --keep.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+import generate  # noqa: E402
+
+
+def capture(packets: int) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"smtp_{packets}.pcap"
+    if not path.exists():
+        t = time.perf_counter()
+        with open(path, "wb") as f:
+            generate.generate(f, packets)
+        print(f"generated {path.name}: {path.stat().st_size / 1e6:.0f} MB in "
+              f"{time.perf_counter() - t:.1f}s", file=sys.stderr)
+    return path
+
+
+def measure(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command, output to /dev/null."""
+    t = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def pushscan_cmd(path: Path) -> list[str]:
+    return [sys.executable, "-m", "pushscan", "analyze", "--format", "json", str(path)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packets", type=int, default=2_000_000)
+    ap.add_argument("--memory", action="store_true", help="also compare peak memory at 1M and 4M packets")
+    ap.add_argument("--keep", action="store_true", help="keep the generated captures")
+    a = ap.parse_args()
+
+    path = capture(a.packets)
+    commands = {
+        "pushscan analyze --format json": pushscan_cmd(path),
+        "tshark -T fields (stream, push, len)": ["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream",
+                                                 "-e", "tcp.flags.push", "-e", "tcp.len"],
+        "tcptrace -l -n": ["tcptrace", "-l", "-n", str(path)],
+    }
+    results = {}
+    for name, argv in commands.items():
+        if shutil.which(argv[0]) is None and argv[0] != sys.executable:
+            print(f"skipping {name}: {argv[0]} not installed", file=sys.stderr)
+            continue
+        results[name] = measure(argv)
+    print(f"\n{a.packets:,} packets, {path.stat().st_size / 1e6:.0f} MB; {platform.node()}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}\n")
+    print("| command | wall s | packets/s | peak RSS MB |")
+    print("|---|---:|---:|---:|")
+    for name, (wall, rss) in results.items():
+        print(f"| `{name}` | {wall:.2f} | {a.packets / wall:,.0f} | {rss:.0f} |")
+    ours = results.get("pushscan analyze --format json")
+    for other in ("tshark -T fields (stream, push, len)", "tcptrace -l -n"):
+        if ours and other in results:
+            print(f"\npushscan is {results[other][0] / ours[0]:.2f}x the speed of {other.split()[0]}", end="")
+    print()
+    if a.memory:
+        small, big = capture(1_000_000), capture(4_000_000)
+        _, m1 = measure(pushscan_cmd(small))
+        _, m4 = measure(pushscan_cmd(big))
+        print(f"\npeak RSS: 1M packets {m1:.0f} MB, 4M packets {m4:.0f} MB ({(m4 / m1 - 1) * 100:+.0f}%)")
+        if not a.keep:
+            small.unlink()
+            big.unlink()
+    if not a.keep:
+        path.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Machine-readable writers that stream: memory does not grow with the number of sessions."""
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class JsonDocument:
+    """Writes the report document (schema 1) with sessions streamed one per line::
+
+        {"schema": 1, "pushscan_version": ..., "engine": ...,
+         "sessions": [
+          {...},
+          {...}
+         ],
+         "inputs": [...],
+         "summary": {...}}
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.n = 0
+
+    def session(self, doc: dict[str, Any]) -> None:
+        self.out.write(("\n " if self.n == 0 else ",\n ") + _compact(doc))
+        self.n += 1
+
+    def start(self, head: dict[str, Any]) -> None:
+        """Open the document with the keys known before reading (schema, version, engine)."""
+        self.out.write(json.dumps(head)[:-1] + ',\n"sessions": [')
+
+    def finish(self, report: dict[str, Any]) -> None:
+        """Close the session list; add what is known only at the end."""
+        self.out.write("\n ],\n" + '"inputs": ' + json.dumps(report["inputs"]) + ",\n"
+                       + '"summary": ' + json.dumps(report["summary"]) + "}\n")
+
+
+class JsonLines:
+    """One line per session as it ends, then a line with the summary and inputs."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def session(self, doc: dict[str, Any]) -> None:
+        self.out.write(_compact(doc) + "\n")
+        self.out.flush()
+
+    def finish(self, report: dict[str, Any]) -> None:
+        self.out.write(_compact({"summary": report["summary"], "inputs": report["inputs"]}) + "\n")

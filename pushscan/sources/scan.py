@@ -1,0 +1,109 @@
+"""Record scanners for pcap: find each record in a buffer.
+
+Two implementations with one contract: ``scan_pcap(buf, pos, big_endian, limit)``
+returns ``(count, end_pos, damaged, off, cap, orig, sec, frac)`` for the complete
+records from ``pos``; ``damaged`` is true when a record claims more than ``limit`` bytes
+(scanning stops there). The Python one is the reference; the numba one is used for
+large inputs only, so that small files never pay numba's import and compile time.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable
+
+import numpy as np
+
+Result = tuple[int, int, bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int) -> Result:
+    unpack = struct.Struct((">" if big_endian else "<") + "IIII").unpack_from
+    n = len(buf)
+    secs: list[int] = []
+    fracs: list[int] = []
+    offs: list[int] = []
+    caps: list[int] = []
+    origs: list[int] = []
+    damaged = False
+    while pos + 16 <= n:
+        s, f, incl, orig = unpack(buf, pos)
+        if incl > limit:
+            damaged = True
+            break
+        end = pos + 16 + incl
+        if end > n:
+            break
+        secs.append(s)
+        fracs.append(f)
+        offs.append(pos + 16)
+        caps.append(incl)
+        origs.append(orig)
+        pos = end
+    i64 = np.int64
+    return (len(offs), pos, damaged, np.array(offs, i64), np.array(caps, i64),
+            np.array(origs, i64), np.array(secs, i64), np.array(fracs, i64))
+
+
+_compiled: Any = None
+
+
+def _numba_kernel() -> Any:
+    from numba import njit  # imported only when a large input needs it
+
+    @njit(cache=True, nogil=True)
+    def kernel(a, pos, big, limit, off, cap, orig, sec, frac):  # pragma: no cover - compiled
+        n = a.shape[0]
+        k = 0
+        damaged = False
+        while pos + 16 <= n and k < off.shape[0]:
+            v = np.empty(4, np.int64)
+            for j in range(4):
+                p = pos + 4 * j
+                if big:
+                    v[j] = (np.int64(a[p]) << 24) | (np.int64(a[p + 1]) << 16) | \
+                        (np.int64(a[p + 2]) << 8) | np.int64(a[p + 3])
+                else:
+                    v[j] = (np.int64(a[p + 3]) << 24) | (np.int64(a[p + 2]) << 16) | \
+                        (np.int64(a[p + 1]) << 8) | np.int64(a[p])
+            if v[2] > limit:
+                damaged = True
+                break
+            end = pos + 16 + v[2]
+            if end > n:
+                break
+            off[k] = pos + 16
+            cap[k] = v[2]
+            orig[k] = v[3]
+            sec[k] = v[0]
+            frac[k] = v[1]
+            k += 1
+            pos = end
+        return k, pos, damaged
+
+    return kernel
+
+
+def scan_pcap_numba(buf: bytes, pos: int, big_endian: bool, limit: int) -> Result:
+    global _compiled
+    if _compiled is None:
+        _compiled = _numba_kernel()
+    a = np.frombuffer(buf, dtype=np.uint8)
+    most = max(1, (len(buf) - pos) // 16)
+    cols = [np.empty(most, np.int64) for _ in range(5)]
+    k, end, damaged = _compiled(a, pos, big_endian, limit, *cols)
+    return (int(k), int(end), bool(damaged), *(c[:k] for c in cols))  # type: ignore[return-value]
+
+
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose(packets_so_far: int, threshold: int = 200_000) -> Callable[..., Result]:
+    """The scanner for the next chunk: numba once a file has proven large."""
+    if packets_so_far >= threshold and numba_available():
+        return scan_pcap_numba
+    return scan_pcap_py
