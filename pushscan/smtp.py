@@ -88,6 +88,13 @@ class SmtpDialogue:
             return
         self._last_frame, self._last_pushed, self._last_ts = frame, pushed, ts
         if from_client:
+            if self.state is ClientState.BODY and len(data) >= 4:
+                # the common case, a body segment: one search, no copies of the segment
+                if data.find(BODY_END) < 0 and (self._tail + data[:4]).find(BODY_END) < 0:
+                    self._body_frame, self._body_pushed, self._body_ts = frame, pushed, ts
+                    self.body_bytes += len(data)
+                    self._tail = data[-4:]
+                    return
             self._client(data, frame, pushed, ts)
         else:
             self._server(data, frame, ts)
