@@ -9,23 +9,20 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import os
-import stat
-import sys
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from . import __version__
-from .decode import decode, linktype_name
+from .decode import linktype_name
 from .errors import CaptureDamaged, InputError, UsageError
 from .findings import NS, assess, direction_name, remedy
 from .model import DecodeStats, endpoint_ip
 from .smtp import IMPLICIT_TLS_PORTS, SMTP_PORTS, SmtpDialogue
-from .sources.capture import CaptureReader
+from .sources.engines import ENGINES, TSHARK_MISSING, open_engine, open_input, tshark_available
 from .tcp.session import Session
 from .tcp.tracker import Tracker
 
 SCHEMA = 1
-ENGINES = ("native",)
 
 
 @dataclass
@@ -45,6 +42,8 @@ class Options:
             raise UsageError(f"--outgoing must be client or server, not {self.outgoing!r}")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r} (choose from {', '.join(ENGINES)})")
+        if self.engine == "tshark" and not tshark_available():
+            raise UsageError(TSHARK_MISSING)
         for p in self.ports:
             if not 0 < int(p) < 65536:
                 raise UsageError(f"--port {p} is not a TCP port")
@@ -59,34 +58,6 @@ class Options:
 
 
 # -- inputs -----------------------------------------------------------------------------
-def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
-    """Open one input read-only and commit to its format, or raise ``InputError``."""
-    if path == "-":
-        raw: BinaryIO = sys.stdin.buffer
-    else:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise InputError(path, "no such file") from None
-        except OSError as exc:
-            raise InputError(path, exc.strerror or str(exc)) from None
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(path, "is a directory, not a capture file")
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except PermissionError:
-            raise InputError(path, "permission denied") from None
-        except OSError as exc:
-            raise InputError(path, exc.strerror or str(exc)) from None
-    try:
-        return raw, CaptureReader(raw, path)
-    except ValueError as exc:
-        raw.close() if path != "-" else None
-        raise InputError(path, str(exc)) from None
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
-
-
 def first_timestamp(path: str) -> Optional[int]:
     """Timestamp (ns) of the first packet of a readable file, else None."""
     if path == "-":
@@ -264,31 +235,30 @@ class Analysis:
                                     "packets": 0, "first_frame": frame0 + 1, "errors": []}
             self.inputs.append(info)
             try:
-                raw, reader = open_input(path)
+                engine, closer = open_engine(path, self.opts.engine)
             except InputError as exc:
                 info["errors"].append(exc.problem)
                 self.unreadable.append(exc)
                 continue
-            info["format"] = reader.format
+            info["format"] = engine.format
+            info["engine"] = engine.name
             stats = DecodeStats()
             done = 0
             try:
-                for rb in reader.batches():
-                    batch = decode(rb, frame0, stats)
-                    frame0 += len(rb)
+                for batch, frames in engine.batches(frame0, stats):
+                    frame0 += frames
                     tracker.feed(batch, index)
                     if self.progress is not None:
-                        self.progress(reader.bytes_read - done)
-                        done = reader.bytes_read
+                        self.progress(engine.bytes_read - done)
+                        done = engine.bytes_read
             except CaptureDamaged as exc:
                 info["errors"].append(str(exc))
             except MemoryError:
                 info["errors"].append("out of memory while reading; the rest was skipped")
             finally:
-                if path != "-":
-                    raw.close()
-            info["packets"] = reader.packets
-            info["link_types"] = [linktype_name(lt) for lt in sorted(reader.link_types)]
+                closer()
+            info["packets"] = engine.packets
+            info["link_types"] = [linktype_name(lt) for lt in sorted(engine.link_types)]
             info["decode"] = {"tcp_segments": stats.tcp_segments, "not_ip": stats.not_ip,
                               "not_tcp": stats.not_tcp, "fragments": stats.fragments,
                               "malformed": stats.malformed,

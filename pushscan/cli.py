@@ -41,8 +41,10 @@ def main() -> None:
               help="Outgoing = data sent by an address in CIDR (repeatable); overrides --outgoing "
                    "for sessions with exactly one local side.")
 @click.option("--separate", is_flag=True, help="Analyse each file alone instead of as one capture.")
-@click.option("--engine", type=click.Choice(["native"]), default="native", show_default=True,
-              help="How frames become segments.")
+@click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native",
+              show_default=True,
+              help="How frames become segments: pushscan's own reader (fast), scapy, or tshark "
+                   "via pyshark (reads every format tshark reads).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report here (atomically) instead of standard output.")
 @click.option("--color/--no-color", default=None, help="Colour in text output (default: on a terminal).")

@@ -1,0 +1,425 @@
+"""Engines: ways of turning captured frames into ``SegmentBatch`` values.
+
+Every engine yields the same model; nothing downstream knows which one ran.
+
+- ``native``: pushscan's own streaming reader and vectorised decoder (the fast default);
+- ``scapy``: scapy's streaming readers (``PcapReader``, pcap and pcapng, never ``rdpcap``)
+  and scapy's dissection of the link layer, IP/IPv6 and TCP;
+- ``tshark``: pyshark over tshark, asking tshark for frame, IP, TCP and ICMP layers
+  only, with TCP analysis and reassembly turned off; reads every format tshark reads.
+
+An engine's ``batches()`` yields ``(batch, frames)``: a batch and how many frames (of
+any kind) it covered, so frame numbers continue across files.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+
+from ..decode import _mss_option, decode
+from ..errors import CaptureDamaged, InputError, UsageError
+from ..model import DecodeStats, IcmpError, SegmentBatch, flow_key
+from .capture import CaptureReader
+
+ENGINES = ("native", "scapy", "tshark")
+BATCH = 20_000
+TSHARK_MISSING = "the tshark engine needs tshark: apt-get install tshark"
+
+
+class NativeEngine:
+    name = "native"
+
+    def __init__(self, raw: BinaryIO, reader: CaptureReader) -> None:
+        self.reader = reader
+        self.format = reader.format
+
+    @property
+    def link_types(self) -> dict[int, int]:
+        return self.reader.link_types
+
+    @property
+    def packets(self) -> int:
+        return self.reader.packets
+
+    @property
+    def bytes_read(self) -> int:
+        return self.reader.bytes_read
+
+    def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
+        for rb in self.reader.batches():
+            yield decode(rb, frame0, stats), len(rb)
+            frame0 += len(rb)
+
+
+class _Builder:
+    """Collects segments one at a time (for engines that see one packet at a time)."""
+
+    def __init__(self) -> None:
+        self.batch = SegmentBatch()
+        self.data = bytearray()
+        self.flow_index: dict[Any, int] = {}
+
+    def add(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int, dport: int,
+            flags: int, seq: int, ack: int, plen: int, payload: bytes, mss: int) -> None:
+        key, d = flow_key(version, src, sport, dst, dport)
+        b = self.batch
+        fi = self.flow_index.get(key)
+        if fi is None:
+            fi = self.flow_index[key] = len(b.flows)
+            b.flows.append(key)
+        if mss:
+            b.mss[len(b.frame)] = mss
+        b.frame.append(frame)
+        b.ts.append(ts)
+        b.flow.append(fi)
+        b.dir.append(d)
+        b.flags.append(flags)
+        b.seq.append(seq)
+        b.ack.append(ack)
+        b.plen.append(plen)
+        b.pay_off.append(len(self.data))
+        b.pay_len.append(len(payload))
+        self.data += payload
+
+    def icmp(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int, dport: int,
+             text: str) -> None:
+        key, d = flow_key(version, src, sport, dst, dport)
+        self.batch.icmp.append(IcmpError(frame, ts, key, d, text))
+
+    def take(self) -> SegmentBatch:
+        b = self.batch
+        b.data = bytes(self.data)
+        self.__init__()  # type: ignore[misc]
+        return b
+
+
+def _ip_int(text: str) -> int:
+    return int(ipaddress.ip_address(text))
+
+
+_UNREACH = {(4, 0): "network unreachable", (4, 1): "host unreachable", (4, 3): "port unreachable",
+            (4, 4): "fragmentation needed", (4, 13): "communication administratively prohibited",
+            (4, 9): "network prohibited", (4, 10): "host prohibited", (4, 2): "protocol unreachable",
+            (6, 0): "no route to destination", (6, 1): "communication administratively prohibited",
+            (6, 3): "address unreachable", (6, 4): "port unreachable"}
+
+
+def icmp_text(version: int, code: int) -> str:
+    """The same wording the native decoder uses for an ICMP destination unreachable."""
+    what = _UNREACH.get((version, code), f"code {code}")
+    return f"ICMP{'v6' if version == 6 else ''} destination unreachable ({what})"
+
+
+class ScapyEngine:
+    """scapy's own streaming readers and dissectors."""
+
+    name = "scapy"
+
+    def __init__(self, path: str, reader: CaptureReader) -> None:
+        # loaded only when this engine is used; the layer modules register the link types
+        import scapy.layers.inet  # noqa: F401
+        import scapy.layers.inet6  # noqa: F401
+        import scapy.layers.l2  # noqa: F401
+        from scapy.utils import PcapReader
+
+        self.format = reader.format
+        self.link_types: dict[int, int] = {}
+        self.packets = 0
+        self.bytes_read = 0
+        try:
+            self._reader = PcapReader(path)  # type: ignore[no-untyped-call]
+        except Exception as exc:  # scapy raises its own Scapy_Exception types
+            raise InputError(path, f"scapy cannot read it: {exc}") from None
+
+    def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
+        from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
+        from scapy.layers.inet6 import (ICMPv6DestUnreach, IPerror6, IPv6, IPv6ExtHdrDestOpt,
+                                        IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
+
+        ext6 = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
+        out = _Builder()
+        frames = 0
+        it = iter(self._reader)
+        while True:
+            try:
+                pkt = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # a damaged record: keep what was read
+                if frames:
+                    yield out.take(), frames
+                raise CaptureDamaged(f"scapy stopped reading: {exc}") from None
+            frames += 1
+            self.packets += 1
+            stats.packets += 1
+            frame = frame0 + frames
+            ts = int(pkt.time * 1_000_000_000)
+            layer = pkt
+            while layer is not None and type(layer) not in (IP, IPv6) and layer.payload:
+                layer = layer.payload
+            if type(layer) is IP:
+                ip, version = layer, 4
+                if ip.flags.MF or ip.frag:
+                    stats.fragments += 1
+                    continue
+                l4 = ip.payload
+                l4len = ip.len - ip.ihl * 4 if ip.len else len(bytes(ip)) - ip.ihl * 4
+            elif type(layer) is IPv6:
+                ip, version = layer, 6
+                l4 = ip.payload
+                l4len = ip.plen
+                fragment = False
+                while isinstance(l4, ext6 + (IPv6ExtHdrFragment,)):
+                    if isinstance(l4, IPv6ExtHdrFragment):
+                        fragment = fragment or bool(l4.offset or l4.m)
+                        l4len -= 8
+                    else:
+                        l4len -= (l4.len + 1) * 8
+                    l4 = l4.payload
+                if fragment:
+                    stats.fragments += 1
+                    continue
+            else:
+                stats.not_ip += 1
+                continue
+            if type(l4) is TCP:
+                hdr = (l4.dataofs or 5) * 4
+                plen = l4len - hdr
+                if plen < 0:
+                    stats.malformed += 1
+                    continue
+                payload = bytes(l4.payload)[:plen]
+                mss = next((v for k, v in l4.options if k == "MSS"), 0) if l4.flags.S else 0
+                stats.tcp_segments += 1
+                if len(payload) < plen:
+                    stats.snaplen_cut += 1
+                out.add(frame, ts, version, _ip_int(ip.src), l4.sport, _ip_int(ip.dst), l4.dport,
+                        int(l4.flags), l4.seq, l4.ack, plen, payload, mss)
+            elif type(l4) is ICMP and l4.type == 3 and IPerror in l4 and TCPerror in l4:
+                q, t = l4[IPerror], l4[TCPerror]
+                if q.proto == 6:
+                    stats.icmp_errors += 1
+                    out.icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+                             icmp_text(4, l4.code))
+            elif type(l4) is ICMPv6DestUnreach and IPerror6 in l4 and TCPerror in l4:
+                q, t = l4[IPerror6], l4[TCPerror]
+                stats.icmp_errors += 1
+                out.icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+                         icmp_text(6, l4.code))
+            else:
+                stats.not_tcp += 1
+            if len(out.batch.frame) >= BATCH:
+                yield out.take(), frames
+                frame0 += frames
+                frames = 0
+        if frames:
+            yield out.take(), frames
+        self._note_link_types()
+
+    def _note_link_types(self) -> None:
+        """Link types as the reader declares them: the file's for pcap; for pcapng those
+        of the interfaces scapy read (it does not say which packet came from which)."""
+        if not self.packets:
+            return
+        declared = [i[0] for i in getattr(self._reader, "interfaces", [])]
+        lt = getattr(self._reader, "linktype", None)
+        for t in declared or ([lt] if lt is not None else []):
+            self.link_types[t] = self.link_types.get(t, 0) + 1
+
+
+class TsharkEngine:
+    """pyshark over tshark; reads any format tshark reads."""
+
+    name = "tshark"
+
+    def __init__(self, path: str, fmt: Optional[str]) -> None:
+        if shutil.which("tshark") is None:
+            raise UsageError(TSHARK_MISSING)
+        if path == "-":
+            raise UsageError("the tshark engine reads files, not standard input")
+        import pyshark  # loaded only when this engine is used
+
+        self.format = fmt or "other (read by tshark)"
+        self.link_types: dict[int, int] = {}
+        self.packets = 0
+        self.bytes_read = 0
+        self._last_ts = 0
+        self._cap = pyshark.FileCapture(
+            path, keep_packets=False, use_json=True, include_raw=False,
+            custom_parameters=["-j", "frame ip ipv6 tcp icmp icmpv6",
+                               "--disable-protocol", "smtp", "--disable-protocol", "imf"],
+            override_prefs={"tcp.desegment_tcp_streams": "FALSE",
+                            "tcp.analyze_sequence_numbers": "FALSE",
+                            "tcp.relative_sequence_numbers": "FALSE",
+                            "tcp.calculate_timestamps": "FALSE",
+                            "ip.defragment": "FALSE", "ipv6.defragment": "FALSE"})
+
+    def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
+        out = _Builder()
+        frames = 0
+        try:
+            for pkt in self._cap:
+                frames += 1
+                self.packets += 1
+                stats.packets += 1
+                frame = frame0 + frames
+                self._one(pkt, frame, out, stats)
+                if len(out.batch.frame) >= BATCH:
+                    yield out.take(), frames
+                    frame0 += frames
+                    frames = 0
+        except Exception as exc:  # tshark's own complaint about a damaged file
+            if frames:
+                yield out.take(), frames
+            raise CaptureDamaged(f"tshark stopped reading: {_last_line(exc)}") from None
+        finally:
+            try:
+                self._cap.close()
+            except Exception:  # pyshark reports tshark's exit status again on close
+                pass
+        if frames:
+            yield out.take(), frames
+
+    def _one(self, pkt: Any, frame: int, out: _Builder, stats: DecodeStats) -> None:
+        info = pkt.frame_info
+        lt = WTAP_TO_LINKTYPE.get(int(info.get_field("encap_type") or -1), -1)
+        self.link_types[lt] = self.link_types.get(lt, 0) + 1
+        epoch = info.get_field("time_epoch")
+        if epoch is None:   # a pcapng simple packet block has no time: the previous packet's
+            ts = self._last_ts
+        else:
+            sec, _, frac = epoch.partition(".")
+            ts = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+        self._last_ts = ts
+        names = [layer.layer_name for layer in pkt.layers]
+        version = 4 if "ip" in names else 6 if "ipv6" in names else 0
+        if not version:
+            stats.not_ip += 1
+            return
+        ip = pkt.ip if version == 4 else pkt.ipv6
+        if "tcp" in names:
+            tcp = pkt.tcp
+            if int(tcp.len) < 0:
+                stats.malformed += 1
+                return
+            plen = int(tcp.len)
+            payload = bytes.fromhex(tcp.payload.replace(":", "")) if plen and "payload" in tcp.field_names else b""
+            flags = int(tcp.flags, 16) & 0xFF
+            mss = 0
+            if flags & 0x02 and "options" in tcp.field_names:
+                opts = bytes.fromhex(tcp.options.replace(":", ""))
+                mss = _mss_option(opts, 0, len(opts))
+            stats.tcp_segments += 1
+            if len(payload) < plen:
+                stats.snaplen_cut += 1
+            out.add(frame, ts, version, _ip_int(ip.src), int(tcp.srcport), _ip_int(ip.dst),
+                    int(tcp.dstport), flags, int(tcp.seq_raw), int(tcp.ack_raw), plen, payload, mss)
+        elif "icmp" in names or "icmpv6" in names:
+            ic = pkt.icmp if version == 4 else pkt.icmpv6
+            if int(ic.type) == (3 if version == 4 else 1) and ic.get_field("tcp") is not None:
+                q = ic.get_field("ip") if version == 4 else ic.get_field("ipv6")
+                t = ic.get_field("tcp")
+                stats.icmp_errors += 1
+                out.icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
+                         int(t.dstport), icmp_text(version, int(ic.code)))
+            else:
+                stats.not_tcp += 1
+        else:
+            stats.not_tcp += 1
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    useful = [x for x in lines if "error" in x.lower()] or lines
+    return useful[0] if useful else type(exc).__name__
+
+
+def tshark_available() -> bool:
+    return shutil.which("tshark") is not None
+
+
+Engine = Union[NativeEngine, ScapyEngine, TsharkEngine]
+
+
+def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
+    """Open one input read-only and commit to its format, or raise ``InputError``."""
+    if path == "-":
+        raw: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except OSError as exc:
+            raise InputError(path, exc.strerror or str(exc)) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(path, "is a directory, not a capture file")
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        except PermissionError:
+            raise InputError(path, "permission denied") from None
+        except OSError as exc:
+            raise InputError(path, exc.strerror or str(exc)) from None
+    try:
+        return raw, CaptureReader(raw, path)
+    except ValueError as exc:
+        if path != "-":
+            raw.close()
+        raise InputError(path, str(exc)) from None
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+
+
+# tshark's encapsulation numbers (WTAP_ENCAP_*) of the link types pushscan decodes
+WTAP_TO_LINKTYPE = {1: 1, 7: 101, 25: 113, 210: 276, 15: 0, 129: 228, 130: 229}
+WTAP_ENCAP_MIME = "134"   # tshark opens any file it recognises (ELF, PNG, ...) this way
+
+
+def _tshark_can_read(path: str) -> Optional[str]:
+    """None if tshark reads the file as a packet capture, else why not (one line)."""
+    r = subprocess.run(["tshark", "-r", path, "-c", "1", "-T", "fields", "-e", "frame.encap_type",
+                        "-e", "frame.protocols"], capture_output=True, text=True, timeout=60)
+    if r.returncode == 0:
+        encap, _, protocols = r.stdout.strip().partition("\t")
+        if encap == WTAP_ENCAP_MIME:
+            return f"tshark sees a {protocols.rpartition(':')[2].upper() or 'non-capture'} file, not packets"
+        return None
+    lines = [x for x in r.stderr.splitlines() if x.strip() and "Running as user" not in x]
+    return lines[-1].strip() if lines else f"tshark exit code {r.returncode}"
+
+
+def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
+    """The engine that reads ``path``, and a function that closes what it opened.
+
+    A file the native reader does not know (snoop, Network Monitor, ERF, ...) goes to the
+    tshark engine when tshark is installed (the choice is recorded in ``inputs[].engine``);
+    without tshark it is an ``InputError`` that says what to install.
+    """
+    try:
+        raw, reader = open_input(path)
+    except InputError as exc:
+        if not exc.problem.startswith("not a pcap or pcapng capture") or path == "-":
+            raise
+        if not tshark_available():
+            raise InputError(path, exc.problem + "; for other formats (snoop, Network Monitor, "
+                             "ERF, ...) install tshark and use --engine tshark") from None
+        complaint = _tshark_can_read(path)
+        if complaint is not None:
+            raise InputError(path, "not a pcap or pcapng capture, nor any format tshark reads "
+                             f"({complaint})") from None
+        return TsharkEngine(path, None), lambda: None
+    close = (lambda: None) if path == "-" else raw.close
+    if engine == "native":
+        return NativeEngine(raw, reader), close
+    if engine == "scapy":
+        if path == "-":
+            raise UsageError("the scapy engine reads files, not standard input")
+        raw.close()
+        return ScapyEngine(path, reader), lambda: None
+    close()
+    return TsharkEngine(path, reader.format), lambda: None
