@@ -76,9 +76,9 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     try:
         with _progress(captures) as progress:
             for group in groups(list(captures), opts):
-                writer = JsonDocument(stream) if fmt == "json" else JsonLines(stream) if fmt == "jsonl" else None
-                if isinstance(writer, JsonDocument):
-                    writer.start({"schema": SCHEMA, "pushscan_version": __version__, "engine": engine})
+                head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
+                writer = JsonDocument(stream, head) if fmt == "json" else \
+                    JsonLines(stream) if fmt == "jsonl" else None
                 a = Analysis(group, opts, on_session=writer.session if writer else None,
                              progress=progress, keep_sessions=writer is None, ordered=fmt != "jsonl")
                 report = a.run()
@@ -90,6 +90,8 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                         if not any(e == u.problem and inp["path"] == u.path for u in a.unreadable):
                             click.echo(f"pushscan: warning: {inp['path']}: {e} "
                                        "(the part before it was analysed)", err=True)
+                if len(a.unreadable) == len(group):
+                    continue   # nothing was read: the error line says it all
                 if writer is not None:
                     writer.finish(report)
                 else:

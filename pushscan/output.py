@@ -19,20 +19,25 @@ class JsonDocument:
          "summary": {...}}
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, head: dict[str, Any]) -> None:
         self.out = out
+        self.head = head      # keys known before reading: schema, version, engine
         self.n = 0
+        self.started = False
+
+    def _start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.out.write(json.dumps(self.head)[:-1] + ',\n"sessions": [')
 
     def session(self, doc: dict[str, Any]) -> None:
+        self._start()
         self.out.write(("\n " if self.n == 0 else ",\n ") + _compact(doc))
         self.n += 1
 
-    def start(self, head: dict[str, Any]) -> None:
-        """Open the document with the keys known before reading (schema, version, engine)."""
-        self.out.write(json.dumps(head)[:-1] + ',\n"sessions": [')
-
     def finish(self, report: dict[str, Any]) -> None:
         """Close the session list; add what is known only at the end."""
+        self._start()
         self.out.write("\n ],\n" + '"inputs": ' + json.dumps(report["inputs"]) + ",\n"
                        + '"summary": ' + json.dumps(report["summary"]) + "}\n")
 

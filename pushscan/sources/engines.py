@@ -387,7 +387,8 @@ def _tshark_can_read(path: str) -> Optional[str]:
     if r.returncode == 0:
         encap, _, protocols = r.stdout.strip().partition("\t")
         if encap == WTAP_ENCAP_MIME:
-            return f"tshark sees a {protocols.rpartition(':')[2].upper() or 'non-capture'} file, not packets"
+            kind = protocols.rpartition(":")[2].upper() or "non-capture"
+            return f"tshark sees {'an' if kind[0] in 'AEIOU' else 'a'} {kind} file, not packets"
         return None
     lines = [x for x in r.stderr.splitlines() if x.strip() and "Running as user" not in x]
     return lines[-1].strip() if lines else f"tshark exit code {r.returncode}"
