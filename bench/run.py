@@ -1,10 +1,11 @@
 """Time pushscan against tshark and tcptrace on the same generated capture, in one run.
 
-    python bench/run.py [--packets 2000000] [--memory] [--keep]
+    python bench/run.py [--packets 2000000] [--memory] [--engines 20000] [--keep]
 
 Prints, for each command, wall time, packets per second and peak resident memory (the
 child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. ``--memory``
-also runs pushscan alone on 1M- and 4M-packet captures and compares peak memory.
+also runs pushscan alone on 1M- and 4M-packet captures and compares peak memory;
+``--engines N`` times ``pushscan analyze --engine E`` for each engine on an N-packet capture.
 Generated files go to bench/out/ (ignored by git) and are removed unless --keep.
 """
 from __future__ import annotations
@@ -48,14 +49,16 @@ def measure(argv: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def pushscan_cmd(path: Path) -> list[str]:
-    return [sys.executable, "-m", "pushscan", "analyze", "--format", "json", str(path)]
+def pushscan_cmd(path: Path, engine: str = "native") -> list[str]:
+    return [sys.executable, "-m", "pushscan", "analyze", "--format", "json", "--engine", engine, str(path)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--memory", action="store_true", help="also compare peak memory at 1M and 4M packets")
+    ap.add_argument("--engines", type=int, default=0, metavar="N",
+                    help="also time each engine on an N-packet capture")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
     a = ap.parse_args()
 
@@ -92,6 +95,14 @@ def main() -> None:
         if not a.keep:
             small.unlink()
             big.unlink()
+    if a.engines:
+        small = capture(a.engines)
+        print(f"\nengines on {a.engines:,} packets:\n\n| engine | wall s | packets/s | peak RSS MB |\n|---|---:|---:|---:|")
+        for engine in ("native", "scapy", "tshark"):
+            wall, rss = measure(pushscan_cmd(small, engine))
+            print(f"| {engine} | {wall:.2f} | {a.engines / wall:,.0f} | {rss:.0f} |")
+        if not a.keep:
+            small.unlink()
     if not a.keep:
         path.unlink()
 
