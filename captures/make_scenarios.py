@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
+from scapy.layers.inet import ICMP, IP, TCP, IPerror
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether, Loopback
 from scapy.packet import Packet, Raw

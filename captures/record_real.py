@@ -5,13 +5,9 @@
 """
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 import smtplib
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 

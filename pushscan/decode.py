@@ -245,13 +245,13 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     batch.flows = rows
     syn_opts = np.flatnonzero(((flags & SYN) != 0) & (do > 20))
     for k in syn_opts.tolist():
-        mss = _mss_option(raw.data, int(t4[k]) + 20, min(int(t4[k] + do[k]), int(end[sel][k])))
+        mss = mss_option(raw.data, int(t4[k]) + 20, min(int(t4[k] + do[k]), int(end[sel][k])))
         if mss:
             batch.mss[k] = mss
     return batch
 
 
-def _mss_option(data: bytes, p: int, end: int) -> int:
+def mss_option(data: bytes, p: int, end: int) -> int:
     """The MSS option's value in TCP options ``data[p:end]``, or 0."""
     while p < end:
         kind = data[p]

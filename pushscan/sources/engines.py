@@ -21,7 +21,7 @@ import subprocess
 import sys
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
-from ..decode import _mss_option, decode
+from ..decode import decode, mss_option
 from ..errors import CaptureDamaged, InputError, UsageError
 from ..model import DecodeStats, IcmpError, SegmentBatch, flow_key
 from .capture import CaptureReader
@@ -313,7 +313,7 @@ class TsharkEngine:
             mss = 0
             if flags & 0x02 and "options" in tcp.field_names:
                 opts = bytes.fromhex(tcp.options.replace(":", ""))
-                mss = _mss_option(opts, 0, len(opts))
+                mss = mss_option(opts, 0, len(opts))
             stats.tcp_segments += 1
             if len(payload) < plen:
                 stats.snaplen_cut += 1

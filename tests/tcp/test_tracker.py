@@ -152,3 +152,19 @@ def test_retransmitted_syn_is_not_a_new_session():
     b.seg(0, SYN, 100, ts=3_000_000_000)
     (s,), _ = run(b)
     assert s.syn_count == 3 and not s.synack_seen and s.syn_frames == [1, 2, 3]
+
+
+def test_idle_sessions_expire_as_timeout_exactly_once():
+    ended = []
+    tr = Tracker(on_end=ended.append, is_server_port=lambda p: p == 25,
+                 outgoing_of=lambda s: s.client_dir, app_for=lambda s, first: None)
+    b = Builder()
+    b.seg(0, SYN, 100, ts=0)
+    b.seg(1, SYN | ACK, 7, 101, ts=1_000)
+    for batch in b.batches(10):
+        tr.feed(batch)
+    tr.expire(now=30 * 10**9, idle_ns=60 * 10**9)     # not idle long enough
+    assert ended == []
+    tr.expire(now=61 * 10**9, idle_ns=60 * 10**9)
+    tr.finish()
+    assert len(ended) == 1 and ended[0].close.value == "timeout"
