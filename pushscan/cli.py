@@ -79,8 +79,9 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                 head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
                 writer = JsonDocument(stream, head) if fmt == "json" else \
                     JsonLines(stream) if fmt == "jsonl" else None
-                a = Analysis(group, opts, on_session=writer.session if writer else None,
-                             progress=progress, keep_sessions=writer is None, ordered=fmt != "jsonl")
+                table = _TextSessions() if writer is None else None
+                a = Analysis(group, opts, on_session=writer.session if writer else table.add,  # type: ignore[union-attr]
+                             progress=progress, keep_sessions=False, ordered=fmt != "jsonl")
                 report = a.run()
                 for err in a.unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)
@@ -96,7 +97,8 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                     writer.finish(report)
                 else:
                     from .render import render_text
-                    render_text(report, stream, use_color)
+                    report["sessions"] = table.sessions  # type: ignore[union-attr]
+                    render_text(report, stream, use_color, omitted_ok=table.omitted_ok)  # type: ignore[union-attr]
         sink.commit()
     except PushscanError as exc:
         sink.abort()
@@ -109,6 +111,29 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
         sink.abort()
         sys.exit(0)
     sys.exit(exit_code)
+
+
+class _TextSessions:
+    """Sessions for the text table: all of them in small captures; past ``LIMIT``, only
+    those whose verdict is not ``ok`` (memory stays bounded by the ones that matter)."""
+
+    LIMIT = 500
+
+    def __init__(self) -> None:
+        self.sessions: list[dict[str, Any]] = []
+        self.omitted_ok = 0
+        self._large = False
+
+    def add(self, doc: dict[str, Any]) -> None:
+        if self._large and doc["verdict"] == "ok":
+            self.omitted_ok += 1
+            return
+        self.sessions.append(doc)
+        if not self._large and len(self.sessions) > self.LIMIT:
+            self._large = True
+            kept = [d for d in self.sessions if d["verdict"] != "ok"]
+            self.omitted_ok += len(self.sessions) - len(kept)
+            self.sessions = kept
 
 
 class _Sink:

@@ -19,7 +19,7 @@ def _turns(d: dict[str, Any]) -> str:
     return f"{d['turns'] - d['turns_unpushed']}/{d['turns']}"
 
 
-def render_text(report: dict[str, Any], out: TextIO, color: bool) -> None:
+def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: int = 0) -> None:
     """Write the human-readable report to ``out``."""
     con = Console(file=out, force_terminal=color, no_color=not color, width=None if color else 140,
                   highlight=False, soft_wrap=False)
@@ -29,7 +29,10 @@ def render_text(report: dict[str, Any], out: TextIO, color: bool) -> None:
                   f"{', '.join(inp['link_types']) or '-'}, {inp['packets']} packets"
                   + (f" [red](error: {errs})[/]" if errs else ""))
     sessions = report["sessions"]
-    if not sessions:
+    if omitted_ok:
+        con.print(f"{omitted_ok} sessions with verdict ok are not listed "
+                  "(--format json or jsonl lists every session)")
+    if not sessions and not omitted_ok:
         con.print("no SMTP sessions found" + ("" if report["summary"]["tcp_sessions"] == 0 else
                   f" ({report['summary']['tcp_sessions']} other TCP sessions; --all-tcp shows them)"))
     else:

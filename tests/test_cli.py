@@ -164,3 +164,18 @@ def test_python_api_raises_on_unreadable_only_input():
     with pytest.raises(pushscan.InputError) as exc:
         pushscan.analyze("/nonexistent.pcap")
     assert exc.value.exit_code == 3
+
+
+def test_text_table_of_a_large_capture_lists_what_needs_attention(tmp_path):
+    sys.path.insert(0, str(CAPTURES.parent / "bench"))
+    import generate
+    f = tmp_path / "many.pcap"
+    with open(f, "wb") as out:
+        generate.generate(out, 60_000, seed=3)
+    r = run_cli("analyze", str(f))
+    assert r.returncode == 0
+    summary = json.loads(run_cli("analyze", "--format", "jsonl", str(f)).stdout.splitlines()[-1])["summary"]
+    ok = summary["by_verdict"]["ok"]
+    assert summary["sessions"] > 500
+    assert f"{ok} sessions with verdict ok are not listed" in r.stdout
+    assert "push_problem" in r.stdout or "peer_reset" in r.stdout
