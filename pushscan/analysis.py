@@ -1,8 +1,8 @@
 """The analyze pipeline: inputs -> decode -> tracker -> findings -> report document.
 
-``run`` is the one place that wires the stages together; the CLI and the Python API
-(``pushscan.analyze``) both call it. The report is a plain dict (the JSON contract,
-``"schema": 1``), built session by session as the tracker ends them.
+``Analysis`` is the one place that wires the stages together; the CLI, the Python API
+(``pushscan.analyze``) and the CI gate all use it. The report is a plain dict (the JSON
+contract, ``"schema": 1``); sessions are handed out one by one as the tracker ends them.
 """
 from __future__ import annotations
 
