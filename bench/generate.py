@@ -8,6 +8,10 @@ client command sat unpushed. Deterministic for a given seed.
 
     python bench/generate.py OUT.pcap [--packets 2000000] [--seed 1]
     python bench/generate.py - --packets 10000000 | pushscan analyze -
+    python bench/generate.py - --tiny 10000000 | pushscan analyze -    # a SYN flood
+
+``--tiny N`` writes N one-packet sessions instead: a SYN each from a distinct client
+address and port to port 80, never answered (the worst case for open-session memory).
 """
 from __future__ import annotations
 
@@ -133,18 +137,44 @@ def generate(out: BinaryIO, packets: int, seed: int = 1, concurrency: int = 200)
     return written
 
 
+def tiny_sessions(out: BinaryIO, n: int) -> int:
+    """N sessions of one unanswered SYN each, 1 µs apart."""
+    out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+    pack, rec = HDR.pack, REC.pack
+    server = struct.pack("!I", 0xC6336450)            # 198.51.100.80
+    buf: list[bytes] = []
+    for i in range(n):
+        t_us = i
+        client = struct.pack("!I", 0x0A000000 | (i >> 14))
+        buf.append(rec(1_790_000_000 + t_us // 1_000_000, t_us % 1_000_000, 54, 54))
+        buf.append(pack(MAC_S, MAC_C, 0x0800, 0x45, 0, 40, i & 0xFFFF, 0x4000, 64, 6, 0, client,
+                        server, 1024 + (i & 0x3FFF), 80, i, 0, 0x50, SYN, 64240, 0, 0))
+        if len(buf) > 60000:
+            out.write(b"".join(buf))
+            buf.clear()
+    out.write(b"".join(buf))
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output pcap file, or - for standard output")
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--tiny", type=int, default=0, metavar="N", help="N one-SYN sessions instead")
     a = ap.parse_args()
-    if a.out == "-":
-        generate(sys.stdout.buffer, a.packets, a.seed, a.concurrency)
-    else:
-        with open(a.out, "wb") as f:
-            generate(f, a.packets, a.seed, a.concurrency)
+    out = sys.stdout.buffer if a.out == "-" else open(a.out, "wb")
+    try:
+        if a.tiny:
+            tiny_sessions(out, a.tiny)
+        else:
+            generate(out, a.packets, a.seed, a.concurrency)
+    except BrokenPipeError:
+        pass   # the reader stopped early
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
 
 
 if __name__ == "__main__":

@@ -45,11 +45,18 @@ def main() -> None:
               show_default=True,
               help="How frames become segments: pushscan's own reader (fast), scapy, or tshark "
                    "via pyshark (reads every format tshark reads).")
+@click.option("--max-sessions", type=click.IntRange(1), default=100_000, show_default=True,
+              help="Open sessions kept; past it the least recently active end as 'timeout'.")
+@click.option("--max-buffer", type=click.IntRange(0), default=8 << 20, show_default=True,
+              help="Out-of-order bytes held per direction; past it the hole becomes a capture gap.")
+@click.option("--max-line", type=click.IntRange(16), default=4096, show_default=True,
+              help="Bytes kept of one SMTP command or reply line.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report here (atomically) instead of standard output.")
 @click.option("--color/--no-color", default=None, help="Colour in text output (default: on a terminal).")
 def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp: bool,
             outgoing: str, local: tuple[str, ...], separate: bool, engine: str,
+            max_sessions: int, max_buffer: int, max_line: int,
             output: Optional[str], color: Optional[bool]) -> None:
     """Rebuild TCP sessions from CAPTURE files (pcap, pcapng, .gz; '-' is standard input),
     report PSH per direction and turn, and say why sessions died.
@@ -62,7 +69,8 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
 
     try:
         opts = Options(ports=ports, all_tcp=all_tcp, outgoing=outgoing, local=local,
-                       separate=separate, engine=engine)
+                       separate=separate, engine=engine, max_sessions=max_sessions,
+                       max_buffer=max_buffer, max_line=max_line)
     except PushscanError as exc:
         _fail(exc)
     if captures.count("-") > 1:

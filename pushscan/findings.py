@@ -207,6 +207,14 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
             peer_mss = s.dirs[d ^ 1].mss
             notes.append(f"{dd.oversize} segment(s) {direction_name(s, d)} exceed the MSS of "
                          f"{peer_mss} (segmentation offload on the capturing host)")
+    if s.evicted:
+        notes.append("ended early by the open-session limit (--max-sessions): its close is "
+                     "reported as timeout")
+    for d in (0, 1):
+        if s.dirs[d].overflows:
+            notes.append(f"out-of-order data {direction_name(s, d)} outgrew the reassembly limit "
+                         f"(--max-buffer) {s.dirs[d].overflows} time(s); the missing bytes were "
+                         "given up as a capture gap")
     if s.icmp and not any(f["code"] == Code.NO_ANSWER.value for f in findings):
         notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
 

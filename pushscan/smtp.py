@@ -57,7 +57,9 @@ class SmtpDialogue:
     ``unsolicited`` (replies with no command waiting, e.g. a 421 timeout), ``tls``,
     ``messages``, ``body_bytes``, ``malformed``."""
 
-    def __init__(self, implicit_tls: bool = False) -> None:
+    def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self.lines_truncated = 0   # lines longer than max_line (the rest was skipped)
         self.commands: list[Command] = []
         self.greeting: Optional[Reply] = None
         self.unsolicited: list[Reply] = []
@@ -172,12 +174,15 @@ class SmtpDialogue:
                 self._cbuf.clear()
                 self._command(line, frame, pushed, ts)
 
-    @staticmethod
-    def _append_line(buf: bytearray, part: bytes) -> None:
-        """Add to a line buffer, keeping at most MAX_LINE bytes of one line."""
-        room = MAX_LINE - len(buf)
-        if room > 0:
-            buf += part[:room]
+    def _append_line(self, buf: bytearray, part: bytes) -> None:
+        """Add to a line buffer, keeping at most ``max_line`` bytes of one line."""
+        room = self.max_line - len(buf)
+        if room >= len(part):
+            buf += part
+        else:
+            if room > 0:
+                buf += part[:room]
+                self.lines_truncated += 1   # counted once, when the line first overflows
 
     def _command(self, line: bytes, frame: int, pushed: bool, ts: int) -> None:
         if self._auth_continue:
@@ -293,6 +298,7 @@ class SmtpDialogue:
             "greeting_code": self.greeting.code if self.greeting else None,
             "unsolicited_replies": [{"code": r.code, "frame": r.frame} for r in self.unsolicited],
             "malformed_lines": self.malformed,
+            "lines_truncated": self.lines_truncated,
         }
 
 

@@ -33,7 +33,8 @@ def test_json_contract():
     assert set(s["directions"]["client_to_server"]) >= {
         "data_segments", "psh_segments", "bytes", "retransmitted_segments", "turns", "turns_unpushed",
         "unpushed_bytes_at_end"}
-    assert r["summary"] == {"sessions": 1, "tcp_sessions": 1, "by_verdict": {"ok": 1}, "by_code": {}}
+    assert r["summary"] == {"sessions": 1, "tcp_sessions": 1, "by_verdict": {"ok": 1}, "by_code": {},
+                            "limits": {"evicted_sessions": 0, "buffer_overflows": 0, "lines_truncated": 0}}
 
 
 def test_jsonl_one_line_per_session_then_summary():

@@ -42,27 +42,30 @@ class Direction:
         "data_segments", "psh_segments", "bytes", "retransmitted", "out_of_order",
         "attempts", "truncated", "oversize", "conflicts", "gap_bytes", "gap_frames",
         "max_ack", "fin", "isn", "turns", "turns_unpushed", "last_push_end", "data_start",
-        "mss", "max_segment",
+        "mss", "max_segment", "pending_bytes", "overflows",
     )
 
     def __init__(self) -> None:
+        # Containers that most directions never need start as an empty tuple (shared, no
+        # allocation) and become a list or dict when first written: with a million sessions
+        # open, that halves the memory per session.
         self.started = False       # nxt is meaningful
         self.nxt = 0               # unwrapped sequence number after the highest byte seen
         self.delivered = 0         # stream offset (unwrapped seq) handed to the app so far
-        self.holes: list[list[int]] = []   # [start, end) below nxt never seen
-        self.pending: dict[int, tuple[bytes, int, bool, int]] = {}  # out-of-order data
+        self.holes: Any = ()       # list of [start, end) below nxt never seen
+        self.pending: Any = ()     # dict: start -> out-of-order (payload, plen, psh, frame)
         self.window = bytearray()  # the last bytes before `delivered`, for conflict checks
         self.data_segments = 0
         self.psh_segments = 0
         self.bytes = 0             # unique payload bytes
         self.retransmitted = 0
         self.out_of_order = 0
-        self.attempts: dict[int, int] = {}  # seq -> times sent, for retransmitted seqs only
+        self.attempts: Any = ()    # dict: seq -> times sent, for retransmitted seqs only
         self.truncated = 0         # segments cut by the snap length
         self.oversize = 0          # segments larger than the MSS
-        self.conflicts: list[int] = []     # frames that overlapped with different bytes
+        self.conflicts: Any = ()   # list: frames that overlapped with different bytes
         self.gap_bytes = 0         # bytes acknowledged by the peer but never captured
-        self.gap_frames: list[int] = []    # frames of the acknowledgements that showed gaps
+        self.gap_frames: Any = ()  # list: frames of the acknowledgements that showed gaps
         self.max_ack: Optional[int] = None  # highest ack this side sent (in peer's space)
         self.fin = False
         self.isn: Optional[int] = None
@@ -72,6 +75,8 @@ class Direction:
         self.data_start = 0        # unwrapped seq of the first data byte
         self.mss = 0
         self.max_segment = 0
+        self.pending_bytes = 0     # payload bytes held in `pending`
+        self.overflows = 0         # times `pending` outgrew the tracker's max_buffer
 
     def start(self, seq: int) -> None:
         self.started = True
@@ -138,7 +143,7 @@ class Session:
                  "start", "end", "syn_seen", "synack_seen", "hs_ack", "syn_isn", "syn_count",
                  "synack_count", "reset", "rst_count", "closed", "close_ts", "turn",
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
-                 "file_index", "smtp_port", "syn_frames", "seen_until")
+                 "file_index", "smtp_port", "syn_frames", "seen_until", "evicted")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -162,16 +167,17 @@ class Session:
         self.closed = False
         self.close_ts = 0
         self.turn: Optional[Turn] = None
-        self.unpushed_turns: list[UnpushedTurn] = []
+        self.unpushed_turns: Any = ()   # list of UnpushedTurn, created when first needed
         self.app: Optional[App] = None
         self.app_probed = False
-        self.icmp: list[Any] = []
+        self.icmp: Any = ()             # list of IcmpError, created when first needed
         self.ended = False
         self.timeout = False
         self.file_index = file_index
         self.smtp_port = False
         self.syn_frames: list[int] = []     # frames of the client's SYNs (kept up to FRAMES_KEPT)
         self.seen_until = ts       # capture time known when the session ended (>= end)
+        self.evicted = False       # ended early: too many sessions were open
 
     @property
     def handshake(self) -> Handshake:

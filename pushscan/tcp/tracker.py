@@ -36,7 +36,8 @@ class Tracker:
                  is_server_port: Callable[[int], bool],
                  outgoing_of: Callable[[Session], int],
                  app_for: Callable[[Session, Optional[bytes]], object],
-                 linger_ns: int = LINGER_NS) -> None:
+                 linger_ns: int = LINGER_NS, max_sessions: int = 100_000,
+                 max_buffer: int = 8 << 20) -> None:
         self.on_end = on_end
         self.is_server_port = is_server_port
         self.outgoing_of = outgoing_of
@@ -46,6 +47,10 @@ class Tracker:
         self.closing: list[Session] = []
         self.next_id = 0
         self.now = 0
+        self.max_sessions = max_sessions   # open sessions kept; past it the idlest are evicted
+        self.max_buffer = max_buffer       # out-of-order bytes held per direction
+        self.evicted = 0                   # limit hits, for the report
+        self.buffer_overflows = 0
 
     # -- the hot path ------------------------------------------------------------------
     def feed(self, batch: SegmentBatch, file_index: int = 0) -> None:
@@ -95,6 +100,8 @@ class Tracker:
                     src.oversize += 1
                 if start >= src.nxt:
                     if start > src.nxt:
+                        if not src.holes:
+                            src.holes = []
                         src.holes.append([src.nxt, start])
                     src.nxt = end
                     new = plen
@@ -103,7 +110,7 @@ class Tracker:
                         if src.pending:
                             self._drain(s, src, d, ts)
                     else:
-                        src.pending[start] = (payload, plen, psh, frame)
+                        self._hold(s, src, d, start, payload, plen, psh, frame, ts)
                 else:
                     new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
                 if psh and end > src.last_push_end:
@@ -144,6 +151,8 @@ class Tracker:
         for err in batch.icmp:
             s = table.get(err.flow)
             if s is not None:
+                if not s.icmp:
+                    s.icmp = []
                 s.icmp.append(err)
         if self.closing:
             self._sweep()
@@ -157,7 +166,20 @@ class Tracker:
             return seq != s.syn_isn or s.closed
         return s.closed or s.dirs[d].started
 
+    def _evict(self) -> None:
+        """Past ``max_sessions`` open sessions, end the least recently active tenth
+        (close: timeout), so that memory stays bounded whatever the capture holds."""
+        idle = sorted(self.table.values(), key=lambda x: x.end)[: max(1, self.max_sessions // 10)]
+        for s in idle:
+            self.evicted += 1
+            s.evicted = True
+            if not s.closed:
+                s.timeout = True
+            self._end(s)
+
     def _new(self, key: FlowKey, d: int, fl: int, frame: int, ts: int, file_index: int) -> Session:
+        if len(self.table) >= self.max_sessions:
+            self._evict()
         if fl & SYN:
             client_dir = d if not fl & ACK else d ^ 1
         else:
@@ -224,6 +246,7 @@ class Tracker:
             if ready:
                 k = min(ready)
                 payload, plen, psh, frame = pending.pop(k)
+                src.pending_bytes -= len(payload)
                 skip = src.delivered - k
                 if skip < plen:
                     self._deliver(s, src, d, payload[skip:], plen - skip, frame, psh, ts)
@@ -259,12 +282,16 @@ class Tracker:
             src.nxt = end
         if new < plen:
             src.retransmitted += 1
+            if not src.attempts:
+                src.attempts = {}
             src.attempts[start] = src.attempts.get(start, 1) + 1
             # compare what overlaps the window of delivered bytes
             w = src.window
             wstart = src.delivered - len(w)
             lo, hi = max(start, wstart), min(end, src.delivered, start + len(payload))
             if lo < hi and w[lo - wstart:hi - wstart] != payload[lo - start:hi - start]:
+                if not src.conflicts:
+                    src.conflicts = []
                 src.conflicts.append(frame)
         else:
             src.out_of_order += 1
@@ -274,8 +301,21 @@ class Tracker:
             if src.pending:
                 self._drain(s, src, d, ts)
         elif start > src.delivered:
-            src.pending[start] = (payload, plen, psh, frame)
+            self._hold(s, src, d, start, payload, plen, psh, frame, ts)
         return new
+
+    def _hold(self, s: Session, src: Direction, d: int, start: int, payload: bytes, plen: int,
+              psh: bool, frame: int, ts: int) -> None:
+        """Keep out-of-order data until the hole before it fills; past ``max_buffer``
+        bytes held, the hole is given up as a gap and the held data delivered."""
+        if not src.pending:
+            src.pending = {}
+        src.pending[start] = (payload, plen, psh, frame)
+        src.pending_bytes += len(payload)
+        if src.pending_bytes > self.max_buffer:
+            self.buffer_overflows += 1
+            src.overflows += 1
+            self._drain(s, src, d, ts, upto=max(k + v[1] for k, v in src.pending.items()))
 
     def _acked_unseen(self, s: Session, dst: Direction, d: int, a: int, frame: int) -> None:
         """The peer acknowledged up to ``a``: bytes of ``dst`` below it that were never
@@ -296,6 +336,8 @@ class Tracker:
             dst.nxt = top
         if missing:
             dst.gap_bytes += missing
+            if not dst.gap_frames:
+                dst.gap_frames = []
             if len(dst.gap_frames) < FRAMES_KEPT:
                 dst.gap_frames.append(frame)
             self._drain(s, dst, d, s.end, upto=min(top, dst.nxt))
@@ -306,6 +348,8 @@ class Tracker:
         if t.last_pushed:
             return
         src.turns_unpushed += 1
+        if not s.unpushed_turns:
+            s.unpushed_turns = []
         if len(s.unpushed_turns) < UNPUSHED_TURNS_KEPT:
             s.unpushed_turns.append(UnpushedTurn(
                 t.dir, t.unpushed_bytes, t.unpushed_ts, tuple(t.unpushed_frames),
