@@ -22,6 +22,7 @@ from ..errors import CaptureDamaged
 from . import scan
 
 CHUNK = 4 << 20            # bytes read per step
+BATCH = 16384              # packets per batch at most, so memory does not depend on packet size
 MAX_RECORD = 1 << 20       # larger captured lengths are treated as corruption
 MAX_BLOCK = 16 << 20       # larger pcapng blocks are treated as corruption
 
@@ -162,24 +163,31 @@ class CaptureReader:
         limit = max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0)
         big = e == ">"
         buf = b""
+        pos = 0
         eof = False
-        while not eof:
-            more = self._read(CHUNK)
-            eof = not more
-            buf = buf + more if buf else more
-            k, pos, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets)(
-                buf, 0, big, limit)
+        need = True
+        while True:
+            if need and not eof:
+                more = self._read(CHUNK)
+                eof = not more
+                buf = buf[pos:] + more if pos < len(buf) else more
+                pos = 0
+            k, end, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets)(
+                buf, pos, big, limit, BATCH)
             if k:
                 self.packets += k
                 self.link_types[linktype] = self.link_types.get(linktype, 0) + k
                 yield RawBatch(buf, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,
                                np.full(k, linktype, dtype=np.int64))
             if damaged:
-                at = self.bytes_read - len(buf) + pos
+                at = self.bytes_read - len(buf) + end
                 raise CaptureDamaged(f"record at byte {at} claims an impossible length")
-            buf = buf[pos:]
-        if buf:
-            raise CaptureDamaged(f"truncated record at the end ({len(buf)} bytes left over)")
+            pos = end
+            need = k < BATCH
+            if need and eof:
+                break
+        if pos < len(buf):
+            raise CaptureDamaged(f"truncated record at the end ({len(buf) - pos} bytes left over)")
 
     # -- pcapng ----------------------------------------------------------------------
     def _pcapng(self) -> Iterator[RawBatch]:
@@ -202,7 +210,7 @@ class CaptureReader:
             rawts: list[int] = []
             ifs: list[int] = []
             damaged = None
-            while pos + 12 <= n:
+            while pos + 12 <= n and len(offs) < BATCH:
                 btype_b = buf[pos:pos + 4]
                 if btype_b == PCAPNG_SHB:
                     bom = buf[pos + 8:pos + 12]
@@ -270,8 +278,11 @@ class CaptureReader:
                 yield self._ng_batch(buf, offs, caps, origs, rawts, ifs, ifaces)
             if damaged:
                 raise CaptureDamaged(damaged)
+            full = len(offs) >= BATCH
             buf = buf[pos:]
             stalled = pos == 0
+            if full:
+                continue   # more complete blocks may wait in the buffer: no read yet
             if eof:
                 if buf:
                     raise CaptureDamaged(f"truncated block at the end ({len(buf)} bytes left over)")

@@ -1,8 +1,8 @@
 """Record scanners for pcap: find each record in a buffer.
 
-Two implementations with one contract: ``scan_pcap(buf, pos, big_endian, limit)``
-returns ``(count, end_pos, damaged, off, cap, orig, sec, frac)`` for the complete
-records from ``pos``; ``damaged`` is true when a record claims more than ``limit`` bytes
+Two implementations with one contract: ``scan_pcap(buf, pos, big_endian, limit, most)``
+returns ``(count, end_pos, damaged, off, cap, orig, sec, frac)`` for at most ``most``
+complete records from ``pos``; ``damaged`` is true when a record claims more than ``limit`` bytes
 (scanning stops there). The Python one is the reference; the numba one is used for
 large inputs only, so that small files never pay numba's import and compile time.
 """
@@ -16,7 +16,7 @@ import numpy as np
 Result = tuple[int, int, bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int) -> Result:
+def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int, most: int = 1 << 62) -> Result:
     unpack = struct.Struct((">" if big_endian else "<") + "IIII").unpack_from
     n = len(buf)
     secs: list[int] = []
@@ -25,7 +25,7 @@ def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int) -> Result:
     caps: list[int] = []
     origs: list[int] = []
     damaged = False
-    while pos + 16 <= n:
+    while pos + 16 <= n and len(offs) < most:
         s, f, incl, orig = unpack(buf, pos)
         if incl > limit:
             damaged = True
@@ -83,12 +83,12 @@ def _numba_kernel() -> Any:
     return kernel
 
 
-def scan_pcap_numba(buf: bytes, pos: int, big_endian: bool, limit: int) -> Result:
+def scan_pcap_numba(buf: bytes, pos: int, big_endian: bool, limit: int, most: int = 1 << 62) -> Result:
     global _compiled
     if _compiled is None:
         _compiled = _numba_kernel()
     a = np.frombuffer(buf, dtype=np.uint8)
-    most = max(1, (len(buf) - pos) // 16)
+    most = max(1, min(most, (len(buf) - pos) // 16))
     cols = [np.empty(most, np.int64) for _ in range(5)]
     k, end, damaged = _compiled(a, pos, big_endian, limit, *cols)
     return (int(k), int(end), bool(damaged), *(c[:k] for c in cols))  # type: ignore[return-value]
