@@ -107,15 +107,6 @@ def test_not_a_capture(tmp_path, content, problem):
     assert problem in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path):
-    f = tmp_path / "secret.pcap"
-    f.write_bytes((CAPTURES / "smtp_ok.pcap").read_bytes())
-    f.chmod(0)
-    r = run_cli("analyze", str(f))
-    assert r.returncode == 3 and "permission denied" in r.stderr
-
-
 def test_truncated_tail_keeps_the_good_part(tmp_path):
     data = (CAPTURES / "smtp_unpushed_reset.pcap").read_bytes()
     f = tmp_path / "cut.pcap"

@@ -2,7 +2,7 @@
 and whatever was readable is analysed."""
 from __future__ import annotations
 
-import io
+import hashlib
 import os
 
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +12,8 @@ from pushscan.analysis import Analysis, Options
 from pushscan.errors import PushscanError
 
 from .conftest import ALL_CAPTURES
+
+CRASHES = os.path.join(os.path.dirname(__file__), "catalogue")
 
 SEEDS = [p.read_bytes() for p in ALL_CAPTURES if p.stat().st_size < 40_000]
 EXAMPLES = int(os.environ.get("PUSHSCAN_FUZZ_EXAMPLES", "150"))
@@ -48,6 +50,12 @@ def test_mutated_capture_never_crashes(tmp_path_factory, data):
         report = Analysis([str(f)], Options(all_tcp=True)).run()
     except PushscanError:
         return
+    except BaseException:
+        # keep the input as a catalogue entry, so the crash stays fixed once fixed
+        name = "crash-" + hashlib.sha1(data).hexdigest()[:16] + ".pcap"
+        with open(os.path.join(CRASHES, name), "wb") as out:
+            out.write(data)
+        raise
     assert report["schema"] == 1
     for s in report["sessions"]:
         assert s["first_frame"] <= s["last_frame"]

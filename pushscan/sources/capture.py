@@ -10,7 +10,6 @@ that file with ``CaptureDamaged`` *after* every complete packet before it was yi
 """
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from dataclasses import dataclass
@@ -75,7 +74,58 @@ class _Prefixed:
         return self._raw.read(n)
 
 
-def _read_full(stream: BinaryIO | _Prefixed, n: int) -> bytes:
+class _Gunzip:
+    """Streams a gzip file (one or more members) from ``raw``, read-only and without
+    seeking. Unlike ``gzip.GzipFile``, every byte decompressed before a cut or corrupt
+    spot is returned first; the error comes on the next read."""
+
+    def __init__(self, raw: BinaryIO | _Prefixed) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(31)
+        self._out = bytearray()
+        self._error: BaseException | None = None
+        self._done = False
+
+    def _fill(self, n: int) -> None:
+        while len(self._out) < n and not self._done and self._error is None:
+            chunk = self._raw.read(1 << 16)
+            try:
+                if not chunk:
+                    if not self._z.eof:
+                        self._error = EOFError("gzip stream ends early")
+                    self._done = True
+                    self._out += self._z.flush()
+                    return
+                saved = self._z.copy()
+                try:
+                    self._feed(chunk)
+                except zlib.error:
+                    # zlib gives nothing back from a failing call: replay the chunk in
+                    # small pieces to keep every byte before the corrupt spot
+                    self._z = saved
+                    for i in range(0, len(chunk), 256):
+                        self._feed(chunk[i:i + 256])
+            except zlib.error as exc:
+                self._error = exc
+
+    def _feed(self, chunk: bytes) -> None:
+        self._out += self._z.decompress(chunk)
+        while self._z.eof and self._z.unused_data:   # another gzip member follows
+            rest = self._z.unused_data
+            self._z = zlib.decompressobj(31)
+            self._out += self._z.decompress(rest)
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(n if n >= 0 else 1 << 62)
+        if not self._out and self._error is not None:
+            raise self._error
+        take = len(self._out) if n < 0 else min(n, len(self._out))
+        data = bytes(self._out[:take])
+        del self._out[:take]
+        return data
+
+
+def _read_full(stream: BinaryIO | _Prefixed | _Gunzip, n: int) -> bytes:
     parts = []
     while n > 0:
         b = stream.read(n)
@@ -105,33 +155,52 @@ class CaptureReader:
         self.packets = 0
         self.bytes_read = 0
         self._last_ts = 0
-        stream: BinaryIO | _Prefixed = raw
+        stream: BinaryIO | _Prefixed | _Gunzip = raw
         magic = _read_full(stream, 4)
         compressed = False
         if magic[:2] == GZIP_MAGIC:
             compressed = True
-            stream = gzip.GzipFile(fileobj=_Prefixed(magic, raw), mode="rb")  # type: ignore[arg-type]
+            stream = _Gunzip(_Prefixed(magic, raw))  # type: ignore[assignment]
             try:
                 magic = _read_full(stream, 4)
             except (OSError, EOFError, zlib.error) as exc:
                 raise ValueError(_gzip_error_text(exc)) from None
         self._stream = stream
         self._compressed = compressed
+        self.bytes_read = len(magic)
         if not magic:
             raise ValueError("empty file" if not compressed else "empty gzip stream")
         if magic in PCAP_MAGICS:
             self._kind = "pcap"
             self._endian, self._tsmul = PCAP_MAGICS[magic]
             self.format = "pcap" if self._tsmul == 1000 else "pcap-ns"
+            rest = self._header(20)
+            if len(rest) < 20:
+                raise ValueError("truncated pcap file header")
+            magic += rest
         elif magic == PCAPNG_SHB:
             self._kind = "pcapng"
             self.format = "pcapng"
+            rest = self._header(8)
+            if len(rest) < 8:
+                raise ValueError("truncated pcapng section header")
+            if rest[4:8] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                raise ValueError("pcapng section header has a bad byte-order magic")
+            magic += rest
         else:
             raise ValueError("not a pcap or pcapng capture (unknown magic number "
                              f"{magic.hex()})")
         if compressed:
             self.format += "+gzip"
         self._head = magic
+
+    def _header(self, n: int) -> bytes:
+        try:
+            b = _read_full(self._stream, n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(_gzip_error_text(exc) if self._compressed else str(exc)) from None
+        self.bytes_read += len(b)
+        return b
 
     # -- raw byte supply -------------------------------------------------------------
     def _read(self, n: int) -> bytes:
@@ -153,10 +222,7 @@ class CaptureReader:
 
     # -- pcap ------------------------------------------------------------------------
     def _pcap(self) -> Iterator[RawBatch]:
-        hdr = self._head + _read_full(self._stream, 20)
-        self.bytes_read += len(hdr)
-        if len(hdr) < 24:
-            raise CaptureDamaged("truncated pcap file header")
+        hdr = self._head
         e = self._endian
         _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack(e + "HHiIII", hdr[4:24])
         linktype = network & 0x0FFFFFFF
