@@ -147,7 +147,8 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
 
 
 # -- the pipeline ------------------------------------------------------------------------
-def _make_tracker(opts: Options, on_end: Callable[[Session], None]) -> Tracker:
+def _make_tracker(opts: Options, on_end: Callable[[Session], None],
+                  trace_ids: frozenset[int] = frozenset()) -> Tracker:
     smtp_ports = opts.smtp_ports
     nets = opts._nets
 
@@ -172,7 +173,8 @@ def _make_tracker(opts: Options, on_end: Callable[[Session], None]) -> Tracker:
 
     return Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
                    outgoing_of=outgoing_of, app_for=app_for,
-                   max_sessions=opts.max_sessions, max_buffer=opts.max_buffer)
+                   max_sessions=opts.max_sessions, max_buffer=opts.max_buffer,
+                   trace_ids=trace_ids)
 
 
 class Analysis:
@@ -190,8 +192,11 @@ class Analysis:
     def __init__(self, paths: list[str], opts: Options,
                  on_session: Optional[Callable[[dict[str, Any]], None]] = None,
                  progress: Optional[Callable[[int], None]] = None,
-                 keep_sessions: bool = True, ordered: bool = True) -> None:
+                 keep_sessions: bool = True, ordered: bool = True,
+                 trace_ids: frozenset[int] = frozenset()) -> None:
         self.paths = paths
+        self.trace_ids = trace_ids
+        self.traced: dict[int, tuple[Session, dict[str, Any]]] = {}   # id -> (session, doc)
         self.opts = opts
         self.on_session = on_session
         self.progress = progress
@@ -211,6 +216,8 @@ class Analysis:
         doc = None
         if isinstance(s.app, SmtpDialogue):
             self._lines_truncated += s.app.lines_truncated
+        if s.trace is not None:
+            self.traced[s.id] = (s, session_document(s, self.paths))
         if s.app is not None or self.opts.all_tcp:
             doc = session_document(s, self.paths)
             self._count += 1
@@ -253,7 +260,7 @@ class Analysis:
                 gc.enable()
 
     def _run(self) -> dict[str, Any]:
-        tracker = _make_tracker(self.opts, self._ended)
+        tracker = _make_tracker(self.opts, self._ended, self.trace_ids)
         frame0 = 0
         for index, path in enumerate(self.paths):
             info: dict[str, Any] = {"path": path, "format": None, "link_types": [],

@@ -315,3 +315,90 @@ def _write_atomically(path: str, data: bytes) -> None:
         except OSError:
             pass
         _fail(PushscanError(f"cannot write {path}: {exc.strerror}"))
+
+
+def _analysis_options(f: Any) -> Any:
+    """The options that shape an analysis, shared by follow, plot and report."""
+    for opt in reversed([
+        click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True, help="Extra SMTP port."),
+        click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True),
+        click.option("--local", "local", multiple=True, metavar="CIDR"),
+        click.option("--all-tcp", is_flag=True, help="Consider every TCP session, not only SMTP."),
+        click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native",
+                     show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _options(ports: tuple[int, ...], outgoing: str, local: tuple[str, ...], all_tcp: bool, engine: str) -> Any:
+    from .analysis import Options
+    return Options(ports=ports, outgoing=outgoing, local=local, all_tcp=all_tcp, engine=engine)
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option("--session", "sid", type=click.IntRange(0), required=True, help="Session id, as analyze shows it.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_analysis_options
+def follow(captures: tuple[str, ...], sid: int, fmt: str, ports: tuple[int, ...], outgoing: str,
+           local: tuple[str, ...], all_tcp: bool, engine: str) -> None:
+    """Follow one session: its SMTP dialogue (or, for other TCP, its data) in time order,
+    each segment marked pushed or not, and how long unpushed data waited and what ended
+    the wait."""
+    import json as _json
+
+    from .evidence import follow_document, follow_text, one_session
+    try:
+        s, doc = one_session(list(captures), _options(ports, outgoing, local, all_tcp, engine), sid)
+    except PushscanError as exc:
+        _fail(exc)
+    fdoc = follow_document(s, doc)
+    click.echo(_json.dumps(fdoc, indent=1) if fmt == "json" else follow_text(fdoc), nl=fmt == "json")
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option("--session", "sid", type=click.IntRange(0), required=True, help="Session id, as analyze shows it.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="FILE.png or FILE.svg.")
+@_analysis_options
+def plot(captures: tuple[str, ...], sid: int, output: str, ports: tuple[int, ...], outgoing: str,
+         local: tuple[str, ...], all_tcp: bool, engine: str) -> None:
+    """Draw a session's time-sequence graph (sequence number against time, both directions):
+    pushed and unpushed data drawn differently, the peer's ACKs, resets, unpushed waits."""
+    import io as _io
+
+    from .evidence import one_session, plot as draw
+    fmt = output.rsplit(".", 1)[-1].lower()
+    if fmt not in ("png", "svg"):
+        _fail(PushscanError(f"{output}: the graph is written as .png or .svg"))
+    try:
+        s, doc = one_session(list(captures), _options(ports, outgoing, local, all_tcp, engine), sid)
+    except PushscanError as exc:
+        _fail(exc)
+    buf = _io.BytesIO()
+    drawn = draw(s, doc, buf, fmt)
+    _write_atomically(output, buf.getvalue())
+    c2s, s2c = drawn["client_to_server"], drawn["server_to_client"]
+    click.echo(f"{output}: client>server {c2s['pushed']} pushed + {c2s['unpushed']} unpushed segments, "
+               f"server>client {s2c['pushed']} + {s2c['unpushed']}, {drawn['resets']} reset(s), "
+               f"{c2s['waits'] + s2c['waits']} unpushed wait(s)")
+
+
+@main.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="report.html")
+@_analysis_options
+def report(captures: tuple[str, ...], output: str, ports: tuple[int, ...], outgoing: str,
+           local: tuple[str, ...], all_tcp: bool, engine: str) -> None:
+    """Write one self-contained HTML report (works offline): summary, a sortable table of
+    sessions, each finding with its frames and remedy, and the graph of every flagged
+    session."""
+    from .evidence import report_html
+    try:
+        page, info = report_html(list(captures), _options(ports, outgoing, local, all_tcp, engine))
+    except PushscanError as exc:
+        _fail(exc)
+    _write_atomically(output, page.encode("utf-8"))
+    click.echo(f"{output}: {info['sessions']} session(s), {info['graphs']} flagged with graphs")

@@ -31,6 +31,7 @@ class Command:
     ts: int
     reply_code: Optional[int] = None
     reply_frame: Optional[int] = None
+    reply_ts: Optional[int] = None         # not in the JSON; used by `follow`
 
     def to_dict(self) -> dict[str, object]:
         return {"verb": self.verb, "frame": self.frame, "pushed": self.pushed,
@@ -277,6 +278,7 @@ class SmtpDialogue:
         self._pending.pop(0)
         cmd.reply_code = code
         cmd.reply_frame = frame
+        cmd.reply_ts = ts
         if cmd.verb == "DATA":
             if code == 354:
                 if self.state is ClientState.AWAIT_DATA_GO:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Optional, Protocol
+from typing import Any, NamedTuple, Optional, Protocol
 
 FRAMES_KEPT = 64  # frame numbers kept per unpushed turn (the count is always exact)
 
@@ -106,6 +106,21 @@ class Turn:
         self.unpushed_count = 0
 
 
+class TraceEntry(NamedTuple):
+    """One packet of a traced session (``follow``, ``plot``): sequence numbers are
+    relative to each direction's first data byte; ``ack`` to the peer's (None if no ACK
+    or the peer sent nothing yet); ``new`` counts bytes never seen before."""
+
+    frame: int
+    ts: int
+    dir: int
+    flags: int
+    seq: Optional[int]
+    length: int
+    new: int
+    ack: Optional[int]
+
+
 @dataclass(frozen=True, slots=True)
 class UnpushedTurn:
     """An outgoing-or-not turn whose last new-data segment had no PSH."""
@@ -143,7 +158,7 @@ class Session:
                  "start", "end", "syn_seen", "synack_seen", "hs_ack", "syn_isn", "syn_count",
                  "synack_count", "reset", "rst_count", "closed", "close_ts", "turn",
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
-                 "file_index", "smtp_port", "syn_frames", "seen_until", "evicted")
+                 "file_index", "smtp_port", "syn_frames", "seen_until", "evicted", "trace")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -178,6 +193,7 @@ class Session:
         self.syn_frames: list[int] = []     # frames of the client's SYNs (kept up to FRAMES_KEPT)
         self.seen_until = ts       # capture time known when the session ended (>= end)
         self.evicted = False       # ended early: too many sessions were open
+        self.trace: Optional[list[TraceEntry]] = None   # every packet, if asked for
 
     @property
     def handshake(self) -> Handshake:

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, SegmentBatch
 from ..seq import unwrap
-from .session import FRAMES_KEPT, Direction, ResetFact, Session, Turn, UnpushedTurn
+from .session import FRAMES_KEPT, Direction, ResetFact, Session, TraceEntry, Turn, UnpushedTurn
 
 WINDOW_KEEP = 64 * 1024        # bytes kept per direction to detect conflicting overlaps
 LINGER_NS = 60 * 1_000_000_000
@@ -37,7 +37,7 @@ class Tracker:
                  outgoing_of: Callable[[Session], int],
                  app_for: Callable[[Session, Optional[bytes]], object],
                  linger_ns: int = LINGER_NS, max_sessions: int = 100_000,
-                 max_buffer: int = 8 << 20) -> None:
+                 max_buffer: int = 8 << 20, trace_ids: frozenset[int] = frozenset()) -> None:
         self.on_end = on_end
         self.is_server_port = is_server_port
         self.outgoing_of = outgoing_of
@@ -50,6 +50,7 @@ class Tracker:
         self.max_sessions = max_sessions   # open sessions kept; past it the idlest are evicted
         self.max_buffer = max_buffer       # out-of-order bytes held per direction
         self.evicted = 0                   # limit hits, for the report
+        self.trace_ids = trace_ids         # sessions whose every packet is recorded
         self.buffer_overflows = 0
 
     # -- the hot path ------------------------------------------------------------------
@@ -73,6 +74,7 @@ class Tracker:
             s.end = ts
             src = s.dirs[d]
             dst = s.dirs[d ^ 1]
+            new = 0
             if fl & SYN:
                 self._syn(s, src, fl, seq, frame, batch.mss.get(i, 0))
             if fl & ACK and dst.started:
@@ -146,6 +148,11 @@ class Tracker:
                         t.unpushed_bytes = 0
             if fl & (FIN | RST):
                 self._fin_rst(s, src, d, fl, frame, ts)
+            if s.trace is not None:
+                s.trace.append(TraceEntry(
+                    frame, ts, d, fl,
+                    unwrap(seq, src.nxt) - src.data_start if src.started else None, plen, new,
+                    unwrap(ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
         if batch.frame:
             self.now = batch.ts[-1]
         for err in batch.icmp:
@@ -195,6 +202,8 @@ class Tracker:
         s.smtp_port = self.is_server_port(server_port)
         s.out_dir = self.outgoing_of(s)
         s.app = self.app_for(s, None)  # type: ignore[assignment]
+        if s.id in self.trace_ids:
+            s.trace = []
         self.table[key] = s
         return s
 

@@ -1,0 +1,104 @@
+"""Limits: hitting one is reported, never silent, and memory stays bounded."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pushscan
+
+from .conftest import CAPTURES
+
+ROOT = CAPTURES.parent
+sys.path.insert(0, str(CAPTURES))
+sys.path.insert(0, str(ROOT / "bench"))
+import generate  # noqa: E402
+import make_scenarios as ms  # noqa: E402
+
+
+def test_max_sessions_evicts_the_idlest(tmp_path):
+    f = tmp_path / "flood.pcap"
+    with open(f, "wb") as out:
+        generate.tiny_sessions(out, 5000)
+    r = pushscan.analyze(str(f), all_tcp=True, max_sessions=100)
+    assert [s["id"] for s in r["sessions"]] == list(range(5000))     # each exactly once
+    evicted = [s for s in r["sessions"] if any("open-session limit" in n for n in s["notes"])]
+    assert len(evicted) == r["summary"]["limits"]["evicted_sessions"] >= 4900
+    assert all(s["close"] == "timeout" for s in evicted)
+    assert evicted[0]["id"] == 0                                      # the oldest went first
+
+
+def test_max_buffer_gives_up_a_hole(tmp_path):
+    cap: list = []
+    c = ms.Conv(cap)
+    c.handshake()
+    c.send(ms.S, ms.GREETING)
+    seq = c.seq[ms.C]
+    for k, fill in enumerate((b"A", b"B", b"C")):   # [seq, seq+1000) is never captured
+        c.pkt(ms.C, "PA" if k == 2 else "A", fill * 1000, seq=seq + 1000 * (k + 1))
+    f = tmp_path / "hole.pcap"
+    ms.write_pcap(f, cap)
+    r = pushscan.analyze(str(f), max_buffer=1500)
+    assert r["summary"]["limits"]["buffer_overflows"] == 1
+    s = r["sessions"][0]
+    assert any("reassembly limit (--max-buffer)" in n for n in s["notes"])
+    unlimited = pushscan.analyze(str(f))
+    assert unlimited["summary"]["limits"]["buffer_overflows"] == 0
+
+
+def test_max_line_truncates_and_counts(tmp_path):
+    cap: list = []
+    c = ms.Conv(cap)
+    c.handshake()
+    c.send(ms.S, ms.GREETING)
+    c.send(ms.C, b"RCPT TO:<" + b"x" * 10_000 + b"@example.org>\r\n")
+    c.send(ms.S, b"501 too long\r\n")
+    c.fin()
+    f = tmp_path / "long.pcap"
+    ms.write_pcap(f, cap)
+    r = pushscan.analyze(str(f), max_line=1024)
+    s = r["sessions"][0]
+    assert s["smtp"]["lines_truncated"] == 1 and r["summary"]["limits"]["lines_truncated"] == 1
+    assert [(c["verb"], c["reply_code"]) for c in s["smtp"]["commands"]] == [("RCPT", 501)]
+
+
+def stream(generator_args: list[str], analyze_args: list[str]) -> tuple[dict, float]:
+    """Generate a capture into a pipe, analyse it from standard input; the summary line
+    and pushscan's peak resident memory (MB)."""
+    gen = subprocess.Popen([sys.executable, str(ROOT / "bench" / "generate.py"), "-", *generator_args],
+                           stdout=subprocess.PIPE)
+    ana = subprocess.Popen([sys.executable, "-m", "pushscan", "analyze", "--format", "jsonl", *analyze_args, "-"],
+                           stdin=gen.stdout, stdout=subprocess.PIPE, cwd=ROOT)
+    gen.stdout.close()
+    last = b""
+    for line in ana.stdout:
+        last = line
+    _, status, usage = os.wait4(ana.pid, 0)
+    gen.wait()
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(last), usage.ru_maxrss / 1024
+
+
+BIG_GB = float(os.environ.get("PUSHSCAN_STREAM_GB", "10"))
+TINY = int(os.environ.get("PUSHSCAN_TINY_SESSIONS", "10000000"))
+
+
+@pytest.mark.slow
+def test_ten_gigabytes_through_a_pipe_in_bounded_memory():
+    packets = int(BIG_GB * 1e9 / 561)          # the generator's frames average 561 bytes
+    last, rss = stream(["--packets", str(packets)], [])
+    assert last["inputs"][0]["packets"] == packets
+    assert last["summary"]["sessions"] > packets / 150
+    assert rss < 400, f"peak RSS {rss:.0f} MB"
+
+
+@pytest.mark.slow
+def test_ten_million_tiny_sessions_in_bounded_memory():
+    last, rss = stream(["--tiny", str(TINY)], [])
+    assert last["summary"]["tcp_sessions"] == TINY
+    assert last["summary"]["limits"]["evicted_sessions"] >= TINY - 100_000
+    assert rss < 400, f"peak RSS {rss:.0f} MB"
