@@ -20,7 +20,7 @@ from .model import DecodeStats, endpoint_ip
 from .smtp import IMPLICIT_TLS_PORTS, SMTP_PORTS, SmtpDialogue
 from .sources.engines import ENGINES, TSHARK_MISSING, open_engine, open_input, tshark_available
 from .tcp.session import Session
-from .tcp.tracker import Tracker
+from .tcp.tracker import LINGER_NS, Tracker
 
 SCHEMA = 1
 
@@ -35,7 +35,7 @@ class Options:
     local: tuple[str, ...] = ()              # CIDRs: outgoing = sent by a local address
     separate: bool = False
     engine: str = "native"
-    max_sessions: int = 100_000              # open sessions kept (the idlest are evicted)
+    max_sessions: int = 50_000               # open sessions kept (the idlest are evicted)
     max_buffer: int = 8 << 20                # out-of-order bytes held per direction
     max_line: int = 4096                     # bytes kept of one SMTP line
     _nets: list[Any] = field(default_factory=list, repr=False)
@@ -148,7 +148,7 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
 
 # -- the pipeline ------------------------------------------------------------------------
 def _make_tracker(opts: Options, on_end: Callable[[Session], None],
-                  trace_ids: frozenset[int] = frozenset()) -> Tracker:
+                  trace_ids: frozenset[int] = frozenset(), linger_ns: int = LINGER_NS) -> Tracker:
     smtp_ports = opts.smtp_ports
     nets = opts._nets
 
@@ -174,7 +174,7 @@ def _make_tracker(opts: Options, on_end: Callable[[Session], None],
     return Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
                    outgoing_of=outgoing_of, app_for=app_for,
                    max_sessions=opts.max_sessions, max_buffer=opts.max_buffer,
-                   trace_ids=trace_ids)
+                   trace_ids=trace_ids, linger_ns=linger_ns)
 
 
 class Analysis:

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -100,5 +99,5 @@ def test_ten_gigabytes_through_a_pipe_in_bounded_memory():
 def test_ten_million_tiny_sessions_in_bounded_memory():
     last, rss = stream(["--tiny", str(TINY)], [])
     assert last["summary"]["tcp_sessions"] == TINY
-    assert last["summary"]["limits"]["evicted_sessions"] >= TINY - 100_000
+    assert last["summary"]["limits"]["evicted_sessions"] >= TINY - 50_000
     assert rss < 400, f"peak RSS {rss:.0f} MB"

@@ -155,6 +155,7 @@ class CaptureReader:
         self.packets = 0
         self.bytes_read = 0
         self._last_ts = 0
+        self.drops: dict[int, int] = {}   # interface -> packets the kernel dropped (pcapng ISB)
         stream: BinaryIO | _Prefixed | _Gunzip = raw
         magic = _read_full(stream, 4)
         compressed = False
@@ -325,6 +326,11 @@ class CaptureReader:
                     origs.append(orig)
                     rawts.append((tsh << 32) | tsl)
                     ifs.append(iface)
+                elif btype == 5:  # interface statistics block: kernel drops
+                    iface_id = struct.unpack_from(e + "I", buf, pos + 8)[0]
+                    drops = _isb_ifdrop(buf, pos + 20, pos + blen - 4, e)
+                    if drops is not None:
+                        self.drops[iface_id] = drops
                 elif btype == 1:  # interface description block
                     lt, _res, snap = struct.unpack_from(e + "HHI", buf, pos + 8)
                     num, den = _if_tsresol(buf, pos + 16, pos + blen - 4, e)
@@ -380,6 +386,18 @@ class CaptureReader:
             self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)
         return RawBatch(buf, np.array(offs, dtype=np.int64), np.array(caps, dtype=np.int64),
                         np.array(origs, dtype=np.int64), ts, lts)
+
+
+def _isb_ifdrop(buf: bytes, pos: int, end: int, e: str) -> int | None:
+    """The isb_ifdrop option (packets dropped by the interface/kernel) of a statistics block."""
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(e + "HH", buf, pos)
+        if code == 0:
+            break
+        if code == 5 and length == 8 and pos + 12 <= end:
+            return int(struct.unpack_from(e + "Q", buf, pos + 4)[0])
+        pos += 4 + ((length + 3) & ~3)
+    return None
 
 
 def _if_tsresol(buf: bytes, pos: int, end: int, e: str) -> tuple[int, int]:

@@ -36,7 +36,7 @@ class Tracker:
                  is_server_port: Callable[[int], bool],
                  outgoing_of: Callable[[Session], int],
                  app_for: Callable[[Session, Optional[bytes]], object],
-                 linger_ns: int = LINGER_NS, max_sessions: int = 100_000,
+                 linger_ns: int = LINGER_NS, max_sessions: int = 50_000,
                  max_buffer: int = 8 << 20, trace_ids: frozenset[int] = frozenset()) -> None:
         self.on_end = on_end
         self.is_server_port = is_server_port
@@ -429,6 +429,15 @@ class Tracker:
             if not s.closed:
                 s.timeout = True
             self._end(s)
+
+    def tick(self, now: int, idle_ns: Optional[int] = None) -> None:
+        """Time passes without packets (live capture): end closed sessions whose linger
+        is over and, with ``idle_ns``, sessions idle that long (close: timeout)."""
+        self.now = max(self.now, now)
+        if self.closing:
+            self._sweep()
+        if idle_ns is not None:
+            self.expire(self.now, idle_ns)
 
     def finish(self) -> None:
         """End of capture: every session still known ends now."""

@@ -1,0 +1,176 @@
+"""``pushscan live``: watch interfaces and report sessions as they end.
+
+The capture program (``sources/live.py``) writes to a pipe; a reader thread turns it into
+segment batches; the main thread feeds the same tracker ``analyze`` uses, and between
+packets lets wall-clock time end closed and idle sessions. Ctrl-C or SIGTERM stop the
+capture program, which flushes; every session still open is then reported as ``open``.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional, TextIO
+
+from . import __version__
+from .analysis import SCHEMA, Options, _make_tracker, session_document
+from .decode import decode, linktype_name
+from .errors import CaptureDamaged
+from .model import DecodeStats
+from .smtp import SMTP_PORTS
+from .sources.capture import CaptureReader
+from .sources.live import CaptureProcess, Tee
+from .tcp.session import Session
+
+LIVE_LINGER_NS = 2 * 1_000_000_000   # a closed session is reported 2 s after its close
+
+
+def default_bpf(ports: tuple[int, ...]) -> str:
+    """The SMTP ports (and any --port) as a capture filter."""
+    return " or ".join(f"tcp port {p}" for p in sorted(set(SMTP_PORTS) | set(ports)))
+
+
+class Monitor:
+    """One live capture. ``on_session(doc)`` gets each session as it ends."""
+
+    def __init__(self, ifaces: list[str], opts: Options, bpf: Optional[str] = None,
+                 duration: Optional[float] = None, count: Optional[int] = None,
+                 write: Optional[str] = None, idle_timeout: Optional[float] = 300.0,
+                 on_session: Optional[Callable[[dict[str, Any]], None]] = None,
+                 status: Optional[TextIO] = None) -> None:
+        self.ifaces = ifaces
+        self.opts = opts
+        self.bpf = bpf or default_bpf(opts.ports)
+        self.duration = duration
+        self.count = count
+        self.write = write
+        self.idle_ns = int(idle_timeout * 1e9) if idle_timeout else None
+        self.on_session = on_session
+        self.status = status
+        self.name = "live:" + ",".join(ifaces)
+        self.stats = DecodeStats()
+        self.reader: Optional[CaptureReader] = None
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._verdicts: dict[str, int] = {}
+        self._codes: dict[str, int] = {}
+        self._reported = 0
+        self._tracker: Any = None
+
+    # -- session end --------------------------------------------------------------------
+    def _ended(self, s: Session) -> None:
+        if s.app is None and not self.opts.all_tcp:
+            return
+        doc = session_document(s, [self.name])
+        self._reported += 1
+        self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
+        for f in doc["findings"]:
+            self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
+        if self.on_session is not None:
+            self.on_session(doc)
+
+    # -- the capture --------------------------------------------------------------------
+    def _read(self, raw: Any, q: "queue.Queue[Any]") -> None:
+        try:
+            self.reader = CaptureReader(raw, self.name)
+            frame0 = 0
+            for rb in self.reader.batches():
+                q.put(decode(rb, frame0, self.stats))
+                frame0 += len(rb)
+        except ValueError as exc:       # nothing or no capture came out of the pipe
+            if str(exc) not in ("empty file",):
+                self.errors.append(str(exc))
+        except CaptureDamaged as exc:
+            self.errors.append(str(exc))
+        finally:
+            q.put(None)
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def run(self) -> dict[str, Any]:
+        proc = CaptureProcess(self.ifaces, self.bpf, self.count)
+        tmp = out = None
+        raw: Any = proc.stdout
+        if self.write:
+            tmp = f"{self.write}.{os.getpid()}.tmp"
+            out = open(tmp, "wb")  # noqa: SIM115 - closed below
+            raw = Tee(raw, out)
+        q: "queue.Queue[Any]" = queue.Queue(maxsize=64)
+        reader = threading.Thread(target=self._read, args=(raw, q), daemon=True)
+        reader.start()
+        tracker = self._tracker = _make_tracker(self.opts, self._ended, linger_ns=LIVE_LINGER_NS)
+        deadline = time.monotonic() + self.duration if self.duration else None
+        stopping = False
+        packets = 0
+        last_status = 0.0
+        try:
+            while True:
+                try:
+                    batch = q.get(timeout=0.25)
+                except queue.Empty:
+                    batch = False
+                if batch is None:
+                    break
+                if batch is not False:
+                    tracker.feed(batch)
+                tracker.tick(time.time_ns(), self.idle_ns)
+                if not stopping and (self._stop.is_set() or (deadline and time.monotonic() >= deadline)):
+                    stopping = True
+                    proc.stop()
+                if self.status is not None and time.monotonic() - last_status > 0.5:
+                    last_status = time.monotonic()
+                    packets = self.reader.packets if self.reader else 0
+                    self.status.write(f"\rpackets {packets}  open sessions {len(tracker.table)}  "
+                                      f"reported {self._reported}  ")
+                    self.status.flush()
+        finally:
+            proc.stop()
+            proc.wait()
+            reader.join(timeout=5)
+            tracker.finish()
+            if out is not None:
+                out.close()
+        if self.status is not None:
+            self.status.write("\n")
+        failure = proc.failure() if (self.reader is None or not self.reader.packets) else None
+        if failure is not None:
+            if tmp:
+                os.unlink(tmp)
+            raise failure
+        if tmp and self.write:
+            os.replace(tmp, self.write)
+        r = self.reader
+        drops = sum(r.drops.values()) if r and r.drops else proc.kernel_drops()
+        packets = r.packets if r else 0
+        return {
+            "schema": SCHEMA, "pushscan_version": __version__, "engine": "native",
+            "inputs": [{"path": self.name, "format": r.format if r else None,
+                        "link_types": [linktype_name(t) for t in sorted(r.link_types)] if r else [],
+                        "packets": packets, "first_frame": 1, "errors": self.errors,
+                        "capture_program": proc.prog, "filter": self.bpf, "kernel_drops": drops}],
+            "sessions": [],
+            "summary": {"sessions": self._reported, "tcp_sessions": tracker.next_id,
+                        "by_verdict": dict(sorted(self._verdicts.items())),
+                        "by_code": dict(sorted(self._codes.items())),
+                        "limits": {"evicted_sessions": tracker.evicted,
+                                   "buffer_overflows": tracker.buffer_overflows, "lines_truncated": 0},
+                        "kernel_drops": drops},
+        }
+
+
+def install_stop_signals(monitor: Monitor) -> None:
+    """Ctrl-C and SIGTERM stop the capture cleanly instead of interrupting mid-packet."""
+    signal.signal(signal.SIGINT, monitor.request_stop)
+    signal.signal(signal.SIGTERM, monitor.request_stop)
+
+
+def session_line(doc: dict[str, Any]) -> str:
+    """One human line for a session that just ended, plus its findings."""
+    c, s = doc["client"], doc["server"]
+    head = (f"{time.strftime('%H:%M:%S')} session {doc['id']} {c['ip']}:{c['port']} -> {s['ip']}:{s['port']} "
+            f"{doc['close']}: {doc['verdict']}")
+    lines = [head] + [f"    {f['severity']} {f['code']}: {f['message']}" for f in doc["findings"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,179 @@
+"""pushscan live on an interface of network namespaces the test creates, joined by a veth
+pair: a real SMTP server (aiosmtpd) on one side, real clients (swaks) on the other."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import pushscan
+
+from .conftest import require
+
+HERE = Path(__file__).resolve().parent
+SERVER, CLIENT = "192.0.2.1", "192.0.2.2"
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class Net:
+    srv: str
+    cli: str
+    srv_if: str
+
+    def run(self, ns: str, *argv: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
+
+
+@pytest.fixture
+def net():
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    require("ip")
+    require("dumpcap")
+    tag = f"ps{os.getpid() % 100000}"
+    srv, cli = f"{tag}s", f"{tag}c"
+    sh("ip", "netns", "add", srv)
+    sh("ip", "netns", "add", cli)
+    try:
+        sh("ip", "link", "add", f"{tag}a", "type", "veth", "peer", "name", f"{tag}b")
+        sh("ip", "link", "set", f"{tag}a", "netns", srv)
+        sh("ip", "link", "set", f"{tag}b", "netns", cli)
+        for ns, dev, addr in ((srv, f"{tag}a", SERVER), (cli, f"{tag}b", CLIENT)):
+            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield Net(srv, cli, f"{tag}a")
+    finally:
+        for ns in (srv, cli):
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class Live:
+    """pushscan live running in the server's namespace; its output lines as they come."""
+
+    def __init__(self, net: Net, *args: str) -> None:
+        self.proc = net.run(net.srv, sys.executable, "-m", "pushscan", "live", "-i", net.srv_if,
+                            "--format", "jsonl", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=HERE.parent)
+        self.lines: "queue.Queue[dict]" = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        time.sleep(2.0)   # dumpcap attaches to the interface
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def next_session(self, timeout: float = 30) -> dict:
+        doc = self.lines.get(timeout=timeout)
+        assert "summary" not in doc, doc
+        return doc
+
+    def stop(self) -> tuple[dict, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        err = self.proc.stderr.read()
+        assert self.proc.wait(timeout=30) == 0, err
+        rest = []
+        while not self.lines.empty():
+            rest.append(self.lines.get())
+        return rest[-1], err
+
+
+def listening(net: Net, port: int) -> None:
+    for _ in range(100):
+        out = subprocess.run(["ip", "netns", "exec", net.srv, "ss", "-ltn"], capture_output=True, text=True).stdout
+        if f"{SERVER}:{port}" in out:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def swaks(net: Net, port: int) -> int:
+    require("swaks")
+    return subprocess.run(["ip", "netns", "exec", net.cli, "swaks", "--server", f"{SERVER}:{port}",
+                           "--to", "rcpt@example.org", "--from", "sender@example.com", "--hide-all",
+                           "--timeout", "20"], timeout=60).returncode
+
+
+@pytest.mark.slow
+def test_live_reports_real_sessions_and_equals_analyze_of_its_file(net, tmp_path):
+    server = net.run(net.srv, sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{SERVER}:25",
+                     "-c", "aiosmtpd.handlers.Sink", stderr=subprocess.DEVNULL)
+    try:
+        listening(net, 25)
+        written = tmp_path / "live.pcapng"
+        live = Live(net, "--write", str(written))
+        assert swaks(net, 25) == 0
+        assert swaks(net, 25) == 0
+        a, b = live.next_session(), live.next_session()      # reported while live runs
+        summary, _ = live.stop()
+    finally:
+        server.kill()
+    for s in (a, b):
+        assert s["verdict"] == "ok" and s["close"] == "fin" and s["handshake"] == "complete"
+        assert [c["verb"] for c in s["smtp"]["commands"]] == ["EHLO", "MAIL", "RCPT", "DATA", "DATA body", "QUIT"]
+        assert s["client"]["ip"] == CLIENT and s["server"] == {"ip": SERVER, "port": 25}
+    assert summary["summary"]["sessions"] == 2 and summary["summary"]["kernel_drops"] == 0
+    # what live reported equals what analyze reports on the file live wrote
+    again = pushscan.analyze(str(written))
+    strip = lambda d: {k: v for k, v in d.items() if k != "file"}  # noqa: E731
+    assert [strip(s) for s in again["sessions"]] == [strip(a), strip(b)]
+
+
+@pytest.mark.slow
+def test_live_catches_a_push_problem_between_real_stacks(net, tmp_path):
+    require("nft")
+    # the client's stack never pushes: nftables clears PSH on its data segments
+    for rule in (["add", "table", "inet", "pushscan"],
+                 ["add", "chain", "inet", "pushscan", "out", "{ type filter hook output priority 0 ; }"],
+                 ["add", "rule", "inet", "pushscan", "out", "tcp", "dport", "2525", "tcp", "flags", "&",
+                  "(fin|syn|rst|psh|ack)", "==", "(psh|ack)", "tcp", "flags", "set", "ack"]):
+        sh("ip", "netns", "exec", net.cli, "nft", *rule)
+    peer = net.run(net.srv, sys.executable, str(HERE / "pushpeer.py"), net.srv_if, SERVER, "2525", "3",
+                   stdout=subprocess.DEVNULL)
+    try:
+        listening(net, 2525)
+        live = Live(net)
+        assert swaks(net, 2525) != 0                         # the peer reset the session
+        s = live.next_session()                              # reported while live runs
+        summary, _ = live.stop()
+    finally:
+        peer.kill()
+    assert s["verdict"] == "push_problem" and s["close"] == "reset_by_server"
+    f = next(f for f in s["findings"] if f["code"] == "UNPUSHED_BEFORE_RESET")
+    assert f["smtp_command"] == "EHLO" and f["acked"] is True and f["dwell_seconds"] >= 3
+    assert f["unpushed_bytes"] > 0
+    assert summary["summary"]["by_code"]["UNPUSHED_BEFORE_RESET"] == 1
+
+
+def test_live_errors(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pushscan", "live", "-i", "nosuch0", "--duration", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown interface nosuch0" in r.stderr
+    if os.geteuid() == 0:
+        r = subprocess.run(["setpriv", "--bounding-set=-net_raw,-net_admin", "--", sys.executable, "-m",
+                            "pushscan", "live", "-i", "lo", "--duration", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 4 and "CAP_NET_RAW and CAP_NET_ADMIN" in r.stderr
+    env = dict(os.environ, PATH=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--duration", "1"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "live capture needs dumpcap or tcpdump" in r.stderr
