@@ -421,9 +421,13 @@ def report(captures: tuple[str, ...], output: str, ports: tuple[int, ...], outgo
 @click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True)
 @click.option("--local", "local", multiple=True, metavar="CIDR")
 @click.option("--all-tcp", is_flag=True, help="Report every TCP session the filter lets through.")
+@click.option("--backend", type=click.Choice(["auto", "dumpcap", "tcpdump", "scapy"]), default="auto",
+              show_default=True, help="Capture program: auto = dumpcap, else tcpdump, else scapy's sniffer.")
+@click.option("--engine", type=click.Choice(["native", "tshark"]), default="native", show_default=True,
+              help="tshark: capture through pyshark's LiveCapture instead.")
 def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float], count: Optional[int],
          write: Optional[str], idle_timeout: float, fmt: str, ports: tuple[int, ...], outgoing: str,
-         local: tuple[str, ...], all_tcp: bool) -> None:
+         local: tuple[str, ...], all_tcp: bool, backend: str, engine: str) -> None:
     """Watch interfaces and report each session, with its findings, as it ends.
 
     Capture runs through dumpcap (or tcpdump), filtered in the kernel. Ctrl-C or SIGTERM
@@ -443,8 +447,11 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
     try:
         opts = Options(ports=ports, outgoing=outgoing, local=local, all_tcp=all_tcp)
         status = sys.stderr if sys.stderr.isatty() else None
+        if engine == "tshark" and backend != "auto":
+            raise PushscanError("--engine tshark captures through pyshark; leave --backend at auto")
         mon = Monitor(list(ifaces), opts, bpf=bpf, duration=duration, count=count, write=write,
-                      idle_timeout=idle_timeout, on_session=on_session, status=status)
+                      idle_timeout=idle_timeout, on_session=on_session, status=status,
+                      backend=backend, engine=engine)
         install_stop_signals(mon)
         rep = mon.run()
     except PushscanError as exc:

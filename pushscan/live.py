@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -21,10 +22,15 @@ from .errors import CaptureDamaged
 from .model import DecodeStats
 from .smtp import SMTP_PORTS
 from .sources.capture import CaptureReader
-from .sources.live import CaptureProcess, Tee
+from .sources.live import CaptureProcess, Sniffer, Tee
 from .tcp.session import Session
 
 LIVE_LINGER_NS = 2 * 1_000_000_000   # a closed session is reported 2 s after its close
+# How far packets may lag behind the wall clock on their way to us: time that has not yet
+# reached the capture is not used to end sessions. pyshark hands over a packet only when the
+# next one arrives, so with it (None) only the capture's own clock ends sessions.
+LATENCY_NS: dict[str, Optional[int]] = {"dumpcap": 500_000_000, "tcpdump": 500_000_000,
+                                        "scapy": 1_000_000_000, "tshark": None}
 
 
 def default_bpf(ports: tuple[int, ...]) -> str:
@@ -39,7 +45,10 @@ class Monitor:
                  duration: Optional[float] = None, count: Optional[int] = None,
                  write: Optional[str] = None, idle_timeout: Optional[float] = 300.0,
                  on_session: Optional[Callable[[dict[str, Any]], None]] = None,
-                 status: Optional[TextIO] = None) -> None:
+                 status: Optional[TextIO] = None, backend: str = "auto",
+                 engine: str = "native") -> None:
+        self.backend = backend
+        self.engine = engine
         self.ifaces = ifaces
         self.opts = opts
         self.bpf = bpf or default_bpf(opts.ports)
@@ -91,7 +100,45 @@ class Monitor:
         self._stop.set()
 
     def run(self) -> dict[str, Any]:
-        proc = CaptureProcess(self.ifaces, self.bpf, self.count)
+        kind = self.backend
+        if kind == "auto":
+            kind = "tshark" if self.engine == "tshark" else next(
+                (p for p in ("dumpcap", "tcpdump") if shutil.which(p)), "scapy")
+            if kind == "tcpdump" and len(self.ifaces) > 1:
+                kind = "scapy"
+        if kind in ("dumpcap", "tcpdump"):
+            return self._run_pipe(kind)
+        return self._run_sniffer(kind)
+
+    def _loop(self, tracker: Any, get: Callable[[], Any], stop_capture: Callable[[], None],
+              packets: Callable[[], int], latency_ns: Optional[int]) -> None:
+        """Feed batches as they come; let wall-clock time end sessions; stop on request."""
+        deadline = time.monotonic() + self.duration if self.duration else None
+        stopping = False
+        last_status = 0.0
+        while True:
+            batch = get()
+            if batch is None:
+                break
+            if batch is not False:
+                tracker.feed(batch)
+            if latency_ns is not None:
+                tracker.tick(time.time_ns() - latency_ns, self.idle_ns)
+            elif batch is not False:
+                tracker.tick(tracker.now, self.idle_ns)
+            if not stopping and (self._stop.is_set() or (deadline and time.monotonic() >= deadline)):
+                stopping = True
+                stop_capture()
+            if self.status is not None and time.monotonic() - last_status > 0.5:
+                last_status = time.monotonic()
+                self.status.write(f"\rpackets {packets()}  open sessions {len(tracker.table)}  "
+                                  f"reported {self._reported}  ")
+                self.status.flush()
+        if self.status is not None:
+            self.status.write("\n")
+
+    def _run_pipe(self, prog: str) -> dict[str, Any]:
+        proc = CaptureProcess(self.ifaces, self.bpf, self.count, prog)
         tmp = out = None
         raw: Any = proc.stdout
         if self.write:
@@ -102,30 +149,16 @@ class Monitor:
         reader = threading.Thread(target=self._read, args=(raw, q), daemon=True)
         reader.start()
         tracker = self._tracker = _make_tracker(self.opts, self._ended, linger_ns=LIVE_LINGER_NS)
-        deadline = time.monotonic() + self.duration if self.duration else None
-        stopping = False
-        packets = 0
-        last_status = 0.0
+
+        def get() -> Any:
+            try:
+                return q.get(timeout=0.25)
+            except queue.Empty:
+                return False
+
         try:
-            while True:
-                try:
-                    batch = q.get(timeout=0.25)
-                except queue.Empty:
-                    batch = False
-                if batch is None:
-                    break
-                if batch is not False:
-                    tracker.feed(batch)
-                tracker.tick(time.time_ns(), self.idle_ns)
-                if not stopping and (self._stop.is_set() or (deadline and time.monotonic() >= deadline)):
-                    stopping = True
-                    proc.stop()
-                if self.status is not None and time.monotonic() - last_status > 0.5:
-                    last_status = time.monotonic()
-                    packets = self.reader.packets if self.reader else 0
-                    self.status.write(f"\rpackets {packets}  open sessions {len(tracker.table)}  "
-                                      f"reported {self._reported}  ")
-                    self.status.flush()
+            self._loop(tracker, get, proc.stop, lambda: self.reader.packets if self.reader else 0,
+                       LATENCY_NS[prog])
         finally:
             proc.stop()
             proc.wait()
@@ -133,8 +166,6 @@ class Monitor:
             tracker.finish()
             if out is not None:
                 out.close()
-        if self.status is not None:
-            self.status.write("\n")
         failure = proc.failure() if (self.reader is None or not self.reader.packets) else None
         if failure is not None:
             if tmp:
@@ -144,13 +175,48 @@ class Monitor:
             os.replace(tmp, self.write)
         r = self.reader
         drops = sum(r.drops.values()) if r and r.drops else proc.kernel_drops()
-        packets = r.packets if r else 0
+        return self._report(prog, r.format if r else None, r.link_types if r else {},
+                            r.packets if r else 0, drops, tracker)
+
+    def _run_sniffer(self, kind: str) -> dict[str, Any]:
+        tmp = f"{self.write}.{os.getpid()}.tmp" if self.write else None
+        sn = Sniffer(kind, self.ifaces, self.bpf, self.count, tmp)
+        self.stats = sn.stats
+        thread = threading.Thread(target=sn.run, daemon=True)
+        thread.start()
+        tracker = self._tracker = _make_tracker(self.opts, self._ended, linger_ns=LIVE_LINGER_NS)
+
+        def get() -> Any:
+            if not thread.is_alive():
+                return sn.take()     # the rest, then None
+            time.sleep(Sniffer.FLUSH_S)
+            return sn.take() or False
+
+        try:
+            self._loop(tracker, get, sn.stop, lambda: sn.packets, LATENCY_NS[kind])
+        finally:
+            sn.stop()
+            thread.join(timeout=10)
+            rest = sn.take()
+            if rest is not None:
+                tracker.feed(rest)
+            tracker.finish()
+        if sn.error is not None:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+            raise sn.error
+        if tmp and self.write and os.path.exists(tmp):
+            os.replace(tmp, self.write)
+        return self._report(sn.prog, "live", sn.link_types, sn.packets, None, tracker)
+
+    def _report(self, prog: str, fmt: Optional[str], link_types: dict[int, int], packets: int,
+                drops: Optional[int], tracker: Any) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "pushscan_version": __version__, "engine": "native",
-            "inputs": [{"path": self.name, "format": r.format if r else None,
-                        "link_types": [linktype_name(t) for t in sorted(r.link_types)] if r else [],
+            "schema": SCHEMA, "pushscan_version": __version__, "engine": self.engine,
+            "inputs": [{"path": self.name, "format": fmt,
+                        "link_types": [linktype_name(t) for t in sorted(link_types)],
                         "packets": packets, "first_frame": 1, "errors": self.errors,
-                        "capture_program": proc.prog, "filter": self.bpf, "kernel_drops": drops}],
+                        "capture_program": prog, "filter": self.bpf, "kernel_drops": drops}],
             "sessions": [],
             "summary": {"sessions": self._reported, "tcp_sessions": tracker.next_id,
                         "by_verdict": dict(sorted(self._verdicts.items())),

@@ -137,11 +137,6 @@ class ScapyEngine:
             raise InputError(path, f"scapy cannot read it: {exc}") from None
 
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
-        from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
-        from scapy.layers.inet6 import (ICMPv6DestUnreach, IPerror6, IPv6, IPv6ExtHdrDestOpt,
-                                        IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
-
-        ext6 = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
         out = _Builder()
         frames = 0
         it = iter(self._reader)
@@ -156,63 +151,7 @@ class ScapyEngine:
                 raise CaptureDamaged(f"scapy stopped reading: {exc}") from None
             frames += 1
             self.packets += 1
-            stats.packets += 1
-            frame = frame0 + frames
-            ts = int(pkt.time * 1_000_000_000)
-            layer = pkt
-            while layer is not None and type(layer) not in (IP, IPv6) and layer.payload:
-                layer = layer.payload
-            if type(layer) is IP:
-                ip, version = layer, 4
-                if ip.flags.MF or ip.frag:
-                    stats.fragments += 1
-                    continue
-                l4 = ip.payload
-                l4len = ip.len - ip.ihl * 4 if ip.len else len(bytes(ip)) - ip.ihl * 4
-            elif type(layer) is IPv6:
-                ip, version = layer, 6
-                l4 = ip.payload
-                l4len = ip.plen
-                fragment = False
-                while isinstance(l4, ext6 + (IPv6ExtHdrFragment,)):
-                    if isinstance(l4, IPv6ExtHdrFragment):
-                        fragment = fragment or bool(l4.offset or l4.m)
-                        l4len -= 8
-                    else:
-                        l4len -= (l4.len + 1) * 8
-                    l4 = l4.payload
-                if fragment:
-                    stats.fragments += 1
-                    continue
-            else:
-                stats.not_ip += 1
-                continue
-            if type(l4) is TCP:
-                hdr = (l4.dataofs or 5) * 4
-                plen = l4len - hdr
-                if plen < 0:
-                    stats.malformed += 1
-                    continue
-                payload = bytes(l4.payload)[:plen]
-                mss = next((v for k, v in l4.options if k == "MSS"), 0) if l4.flags.S else 0
-                stats.tcp_segments += 1
-                if len(payload) < plen:
-                    stats.snaplen_cut += 1
-                out.add(frame, ts, version, _ip_int(ip.src), l4.sport, _ip_int(ip.dst), l4.dport,
-                        int(l4.flags), l4.seq, l4.ack, plen, payload, mss)
-            elif type(l4) is ICMP and l4.type == 3 and IPerror in l4 and TCPerror in l4:
-                q, t = l4[IPerror], l4[TCPerror]
-                if q.proto == 6:
-                    stats.icmp_errors += 1
-                    out.icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
-                             icmp_text(4, l4.code))
-            elif type(l4) is ICMPv6DestUnreach and IPerror6 in l4 and TCPerror in l4:
-                q, t = l4[IPerror6], l4[TCPerror]
-                stats.icmp_errors += 1
-                out.icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
-                         icmp_text(6, l4.code))
-            else:
-                stats.not_tcp += 1
+            scapy_segments(pkt, frame0 + frames, stats, out)
             if len(out.batch.frame) >= BATCH:
                 yield out.take(), frames
                 frame0 += frames
@@ -230,6 +169,71 @@ class ScapyEngine:
         lt = getattr(self._reader, "linktype", None)
         for t in declared or ([lt] if lt is not None else []):
             self.link_types[t] = self.link_types.get(t, 0) + 1
+
+
+def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: _Builder) -> None:
+    """Dissect one scapy packet (frame number ``frame``) into ``out`` with scapy's layers."""
+    from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
+    from scapy.layers.inet6 import (ICMPv6DestUnreach, IPerror6, IPv6, IPv6ExtHdrDestOpt,
+                                    IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
+
+    ext6 = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
+    stats.packets += 1
+    ts = int(pkt.time * 1_000_000_000)
+    layer = pkt
+    while layer is not None and type(layer) not in (IP, IPv6) and layer.payload:
+        layer = layer.payload
+    if type(layer) is IP:
+        ip, version = layer, 4
+        if ip.flags.MF or ip.frag:
+            stats.fragments += 1
+            return
+        l4 = ip.payload
+        l4len = ip.len - ip.ihl * 4 if ip.len else len(bytes(ip)) - ip.ihl * 4
+    elif type(layer) is IPv6:
+        ip, version = layer, 6
+        l4 = ip.payload
+        l4len = ip.plen
+        fragment = False
+        while isinstance(l4, ext6 + (IPv6ExtHdrFragment,)):
+            if isinstance(l4, IPv6ExtHdrFragment):
+                fragment = fragment or bool(l4.offset or l4.m)
+                l4len -= 8
+            else:
+                l4len -= (l4.len + 1) * 8
+            l4 = l4.payload
+        if fragment:
+            stats.fragments += 1
+            return
+    else:
+        stats.not_ip += 1
+        return
+    if type(l4) is TCP:
+        hdr = (l4.dataofs or 5) * 4
+        plen = l4len - hdr
+        if plen < 0:
+            stats.malformed += 1
+            return
+        payload = bytes(l4.payload)[:plen]
+        mss = next((v for k, v in l4.options if k == "MSS"), 0) if l4.flags.S else 0
+        stats.tcp_segments += 1
+        if len(payload) < plen:
+            stats.snaplen_cut += 1
+        out.add(frame, ts, version, _ip_int(ip.src), l4.sport, _ip_int(ip.dst), l4.dport,
+                int(l4.flags), l4.seq, l4.ack, plen, payload, mss)
+    elif type(l4) is ICMP and l4.type == 3 and IPerror in l4 and TCPerror in l4:
+        q, t = l4[IPerror], l4[TCPerror]
+        if q.proto == 6:
+            stats.icmp_errors += 1
+            out.icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+                     icmp_text(4, l4.code))
+    elif type(l4) is ICMPv6DestUnreach and IPerror6 in l4 and TCPerror in l4:
+        q, t = l4[IPerror6], l4[TCPerror]
+        stats.icmp_errors += 1
+        out.icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+                 icmp_text(6, l4.code))
+    else:
+        stats.not_tcp += 1
 
 
 class TsharkEngine:
@@ -266,9 +270,8 @@ class TsharkEngine:
             for pkt in self._cap:
                 frames += 1
                 self.packets += 1
-                stats.packets += 1
                 frame = frame0 + frames
-                self._one(pkt, frame, out, stats)
+                self._last_ts = tshark_segments(pkt, frame, stats, out, self.link_types, self._last_ts)
                 if len(out.batch.frame) >= BATCH:
                     yield out.take(), frames
                     frame0 += frames
@@ -285,52 +288,56 @@ class TsharkEngine:
         if frames:
             yield out.take(), frames
 
-    def _one(self, pkt: Any, frame: int, out: _Builder, stats: DecodeStats) -> None:
-        info = pkt.frame_info
-        lt = WTAP_TO_LINKTYPE.get(int(info.get_field("encap_type") or -1), -1)
-        self.link_types[lt] = self.link_types.get(lt, 0) + 1
-        epoch = info.get_field("time_epoch")
-        if epoch is None:   # a pcapng simple packet block has no time: the previous packet's
-            ts = self._last_ts
-        else:
-            sec, _, frac = epoch.partition(".")
-            ts = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-        self._last_ts = ts
-        names = [layer.layer_name for layer in pkt.layers]
-        version = 4 if "ip" in names else 6 if "ipv6" in names else 0
-        if not version:
-            stats.not_ip += 1
-            return
-        ip = pkt.ip if version == 4 else pkt.ipv6
-        if "tcp" in names:
-            tcp = pkt.tcp
-            if int(tcp.len) < 0:
-                stats.malformed += 1
-                return
-            plen = int(tcp.len)
-            payload = bytes.fromhex(tcp.payload.replace(":", "")) if plen and "payload" in tcp.field_names else b""
-            flags = int(tcp.flags, 16) & 0xFF
-            mss = 0
-            if flags & 0x02 and "options" in tcp.field_names:
-                opts = bytes.fromhex(tcp.options.replace(":", ""))
-                mss = mss_option(opts, 0, len(opts))
-            stats.tcp_segments += 1
-            if len(payload) < plen:
-                stats.snaplen_cut += 1
-            out.add(frame, ts, version, _ip_int(ip.src), int(tcp.srcport), _ip_int(ip.dst),
-                    int(tcp.dstport), flags, int(tcp.seq_raw), int(tcp.ack_raw), plen, payload, mss)
-        elif "icmp" in names or "icmpv6" in names:
-            ic = pkt.icmp if version == 4 else pkt.icmpv6
-            if int(ic.type) == (3 if version == 4 else 1) and ic.get_field("tcp") is not None:
-                q = ic.get_field("ip") if version == 4 else ic.get_field("ipv6")
-                t = ic.get_field("tcp")
-                stats.icmp_errors += 1
-                out.icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
-                         int(t.dstport), icmp_text(version, int(ic.code)))
-            else:
-                stats.not_tcp += 1
+def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: _Builder,
+                link_types: dict[int, int], last_ts: int) -> int:
+    """Turn one pyshark packet into ``out``; returns its timestamp (ns). A packet without
+    a time (a pcapng simple packet block) takes ``last_ts``."""
+    stats.packets += 1
+    info = pkt.frame_info
+    lt = WTAP_TO_LINKTYPE.get(int(info.get_field("encap_type") or -1), -1)
+    link_types[lt] = link_types.get(lt, 0) + 1
+    epoch = info.get_field("time_epoch")
+    if epoch is None:
+        ts = last_ts
+    else:
+        sec, _, frac = epoch.partition(".")
+        ts = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+    names = [layer.layer_name for layer in pkt.layers]
+    version = 4 if "ip" in names else 6 if "ipv6" in names else 0
+    if not version:
+        stats.not_ip += 1
+        return ts
+    ip = pkt.ip if version == 4 else pkt.ipv6
+    if "tcp" in names:
+        tcp = pkt.tcp
+        if int(tcp.len) < 0:
+            stats.malformed += 1
+            return ts
+        plen = int(tcp.len)
+        payload = bytes.fromhex(tcp.payload.replace(":", "")) if plen and "payload" in tcp.field_names else b""
+        flags = int(tcp.flags, 16) & 0xFF
+        mss = 0
+        if flags & 0x02 and "options" in tcp.field_names:
+            opts = bytes.fromhex(tcp.options.replace(":", ""))
+            mss = mss_option(opts, 0, len(opts))
+        stats.tcp_segments += 1
+        if len(payload) < plen:
+            stats.snaplen_cut += 1
+        out.add(frame, ts, version, _ip_int(ip.src), int(tcp.srcport), _ip_int(ip.dst),
+                int(tcp.dstport), flags, int(tcp.seq_raw), int(tcp.ack_raw), plen, payload, mss)
+    elif "icmp" in names or "icmpv6" in names:
+        ic = pkt.icmp if version == 4 else pkt.icmpv6
+        if int(ic.type) == (3 if version == 4 else 1) and ic.get_field("tcp") is not None:
+            q = ic.get_field("ip") if version == 4 else ic.get_field("ipv6")
+            t = ic.get_field("tcp")
+            stats.icmp_errors += 1
+            out.icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
+                     int(t.dstport), icmp_text(version, int(ic.code)))
         else:
             stats.not_tcp += 1
+    else:
+        stats.not_tcp += 1
+    return ts
 
 
 def _last_line(exc: BaseException) -> str:

@@ -62,9 +62,12 @@ class Tee:
 class CaptureProcess:
     """A running capture program whose standard output is a pcap/pcapng stream."""
 
-    def __init__(self, ifaces: list[str], bpf: str, count: Optional[int] = None) -> None:
+    def __init__(self, ifaces: list[str], bpf: str, count: Optional[int] = None,
+                 prog: Optional[str] = None) -> None:
         self.ifaces = ifaces
-        self.prog = backend_program(ifaces)
+        self.prog = prog or backend_program(ifaces)
+        if shutil.which(self.prog) is None:
+            raise UsageError(f"{self.prog} is not installed")
         if self.prog == "dumpcap":
             argv = ["dumpcap", "-q", "-w", "-", "-f", bpf]
             for i in ifaces:
@@ -134,4 +137,132 @@ class CaptureProcess:
             m = re.match(r"(\d+) packets? dropped by kernel", line)
             if m:
                 return int(m.group(1))
+        return None
+
+
+class Sniffer:
+    """Capture in a Python thread, for hosts without dumpcap and tcpdump (scapy's
+    sniffer) or with ``--engine tshark`` (pyshark's LiveCapture over tshark). Produces
+    segment batches itself, every ``FLUSH_S`` seconds; kernel drops are not known."""
+
+    FLUSH_S = 0.25
+
+    def __init__(self, kind: str, ifaces: list[str], bpf: str, count: Optional[int],
+                 write: Optional[str]) -> None:
+        from ..model import DecodeStats
+        self.kind = kind
+        self.prog = "scapy" if kind == "scapy" else "tshark (pyshark)"
+        self.ifaces, self.bpf, self.count, self.write = ifaces, bpf, count, write
+        self.stats = DecodeStats()
+        self.packets = 0
+        self.link_types: dict[int, int] = {}
+        self.error: Optional[PushscanError] = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._cap: Any = None
+        from .engines import _Builder
+        self._out = _Builder()
+        self._last_ts = 0
+
+    def _add(self, pkt: Any) -> None:
+        from .engines import scapy_segments, tshark_segments
+        with self._lock:
+            self.packets += 1
+            if self.kind == "scapy":
+                scapy_segments(pkt, self.packets, self.stats, self._out)
+            else:
+                self._last_ts = tshark_segments(pkt, self.packets, self.stats, self._out,
+                                                self.link_types, self._last_ts)
+
+    def take(self) -> Any:
+        with self._lock:
+            if not self._out.batch.frame and not self._out.batch.icmp:
+                return None
+            return self._out.take()
+
+    def run(self) -> None:
+        """Capture until stopped, the count is reached, or the capture fails."""
+        try:
+            if self.kind == "scapy":
+                self._run_scapy()
+            else:
+                self._run_pyshark()
+        except PermissionError:
+            self.error = CaptureError(PERMISSION.format(ifaces=", ".join(self.ifaces), prog="python"))
+        except OSError as exc:
+            if "No such device" in str(exc) or exc.errno == 19:
+                self.error = UsageError(f"unknown interface {', '.join(self.ifaces)} (ip link shows the interfaces)")
+            else:
+                self.error = CaptureError(f"{self.prog} failed: {exc}")
+        except Exception as exc:   # the capture library's own exceptions
+            if not self._stop.is_set():
+                text = str(exc)
+                if "permission" in text.lower():
+                    self.error = CaptureError(PERMISSION.format(ifaces=", ".join(self.ifaces), prog="tshark"))
+                elif "No such device" in text or "no device" in text.lower():
+                    self.error = UsageError(f"unknown interface {', '.join(self.ifaces)} (ip link shows the interfaces)")
+                else:
+                    self.error = CaptureError(f"{self.prog} failed: {text.strip().splitlines()[-1] if text.strip() else type(exc).__name__}")
+
+    def _run_scapy(self) -> None:
+        import scapy.layers.inet  # noqa: F401 - registers the layers
+        import scapy.layers.inet6  # noqa: F401
+        import scapy.layers.l2  # noqa: F401
+        from scapy.sendrecv import AsyncSniffer
+        from scapy.utils import PcapWriter
+
+        writer = PcapWriter(self.write, sync=True) if self.write else None
+
+        def prn(pkt: Any) -> None:
+            if writer is not None:
+                writer.write(pkt)
+            self._add(pkt)
+
+        sniffer = AsyncSniffer(iface=self.ifaces if len(self.ifaces) > 1 else self.ifaces[0],
+                               filter=self.bpf, prn=prn, store=False, count=self.count or 0)
+        sniffer.start()
+        while not self._stop.wait(0.1):
+            if not sniffer.running:
+                break
+            if sniffer.exception is not None if hasattr(sniffer, "exception") else False:
+                raise sniffer.exception
+        if sniffer.running:
+            sniffer.stop()
+        sniffer.join()
+        if writer is not None:
+            writer.close()
+
+    def _run_pyshark(self) -> None:
+        import asyncio
+
+        import pyshark
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        self._cap = pyshark.LiveCapture(
+            interface=self.ifaces, bpf_filter=self.bpf, use_json=True, include_raw=False,
+            output_file=self.write,
+            custom_parameters=["-l", "-j", "frame ip ipv6 tcp icmp icmpv6", "--disable-protocol", "smtp"],
+            override_prefs={"tcp.desegment_tcp_streams": "FALSE", "tcp.analyze_sequence_numbers": "FALSE",
+                            "tcp.relative_sequence_numbers": "FALSE"})
+        try:
+            for pkt in self._cap.sniff_continuously(packet_count=self.count or None):
+                self._add(pkt)
+                if self._stop.is_set():
+                    break
+        finally:
+            try:
+                self._cap.close()
+            except Exception:  # pyshark reports tshark's exit status again on close
+                pass
+            self._cap.close = lambda: None   # nothing left for its destructor to do
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._cap is not None:
+            for proc in list(getattr(self._cap, "_running_processes", ())):
+                try:
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
+
+    def kernel_drops(self) -> Optional[int]:
         return None
