@@ -224,3 +224,49 @@ def test_live_tshark_engine_on_loopback(tmp_path):
     again = pushscan.analyze(str(written), ports=(port,))
     strip = lambda d: {k: v for k, v in d.items() if k != "file"}  # noqa: E731
     assert [strip(s) for s in again["sessions"]] == [strip(s) for s in sessions]
+
+
+@pytest.mark.slow
+def test_live_idle_timeout_and_count_on_loopback():
+    """An idle connection is reported as 'timeout' while it is still open; --count stops
+    the capture after exactly N packets."""
+    require("dumpcap")
+    if os.geteuid() != 0:
+        pytest.skip("capturing needs root")
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                               "-c", "aiosmtpd.handlers.Sink"], stderr=subprocess.DEVNULL)
+    common = ["-i", "lo", "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl"]
+    try:
+        time.sleep(1.5)
+        live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--idle-timeout", "2",
+                                 "--duration", "20"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+        time.sleep(2)
+        client = socket.create_connection(("127.0.0.1", port))
+        client.recv(1024)
+        client.sendall(b"EHLO idle.example.com\r\n")
+        client.recv(1024)
+        first = json.loads(live.stdout.readline())          # comes while the client is idle
+        still_open = client.fileno() != -1
+        client.close()
+        live.send_signal(signal.SIGTERM)
+        live.communicate(timeout=30)
+        assert still_open and first["close"] == "timeout"
+        assert [c["verb"] for c in first["smtp"]["commands"]] == ["EHLO"]
+
+        counted = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--count", "10",
+                                    "--duration", "30"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+        time.sleep(2)
+        started = time.monotonic()
+        for _ in range(3):
+            subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@example.org", "--from",
+                            "b@example.com", "--hide-all"], timeout=60)
+        out, _ = counted.communicate(timeout=60)
+        summary = json.loads(out.splitlines()[-1])
+        assert summary["inputs"][0]["packets"] == 10
+        assert time.monotonic() - started < 25                # stopped by the count, not the duration
+    finally:
+        server.kill()
