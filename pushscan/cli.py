@@ -242,17 +242,17 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         policy, source = chk.load_policy(policy_file)
         cli: dict[str, Any] = {}
         if fail_on:
-            cli["fail_on"] = chk._coerce("fail_on", list(fail_on), "option --")
+            cli["fail_on"] = chk.coerce("fail_on", list(fail_on), "option --")
         if require_pushed_turns is not None:
             cli["require_pushed_turns"] = require_pushed_turns
         if min_push_ratio is not None:
             cli["min_push_ratio"] = min_push_ratio
         if ports:
-            cli["ports"] = chk._coerce("ports", list(ports), "option --")
+            cli["ports"] = chk.coerce("ports", list(ports), "option --")
         if outgoing is not None:
             cli["outgoing"] = outgoing
         if local:
-            cli["local"] = chk._coerce("local", list(local), "option --")
+            cli["local"] = chk.coerce("local", list(local), "option --")
         if all_tcp is not None:
             cli["all_tcp"] = all_tcp
         policy = replace(policy, **cli)

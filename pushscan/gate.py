@@ -83,7 +83,7 @@ def _fail_on(value: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _coerce(key: str, value: Any, where: str) -> Any:
+def coerce(key: str, value: Any, where: str) -> Any:
     """Check one policy value's type; return it in Policy's form."""
     def bad(expected: str) -> PolicyError:
         return PolicyError(f"{where}{key!r}: expected {expected}, not {value!r}")
@@ -134,9 +134,9 @@ def policy_from_mapping(data: dict[str, Any], where: str = "policy key ") -> Pol
                 if not isinstance(sub, dict):
                     raise PolicyError(f"{where}'overrides.{pattern}': expected a table")
                 sub_where = f"{where[:-1]} 'overrides.\"{pattern}\".' "
-                overrides.append((pattern, {k: _coerce(k, v, sub_where) for k, v in sub.items()}))
+                overrides.append((pattern, {k: coerce(k, v, sub_where) for k, v in sub.items()}))
             continue
-        values[key] = _coerce(key, value, where)
+        values[key] = coerce(key, value, where)
     return Policy(**values, overrides=tuple(overrides))
 
 

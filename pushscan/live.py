@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import threading
 import time
@@ -22,7 +21,7 @@ from .errors import CaptureDamaged
 from .model import DecodeStats
 from .smtp import SMTP_PORTS
 from .sources.capture import CaptureReader
-from .sources.live import CaptureProcess, Sniffer, Tee
+from .sources.live import CaptureProcess, Sniffer, Tee, choose_backend
 from .tcp.session import Session
 
 LIVE_LINGER_NS = 2 * 1_000_000_000   # a closed session is reported 2 s after its close
@@ -100,12 +99,7 @@ class Monitor:
         self._stop.set()
 
     def run(self) -> dict[str, Any]:
-        kind = self.backend
-        if kind == "auto":
-            kind = "tshark" if self.engine == "tshark" else next(
-                (p for p in ("dumpcap", "tcpdump") if shutil.which(p)), "scapy")
-            if kind == "tcpdump" and len(self.ifaces) > 1:
-                kind = "scapy"
+        kind = choose_backend(self.ifaces, self.backend, self.engine)
         if kind in ("dumpcap", "tcpdump"):
             return self._run_pipe(kind)
         return self._run_sniffer(kind)

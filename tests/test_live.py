@@ -23,6 +23,22 @@ HERE = Path(__file__).resolve().parent
 SERVER, CLIENT = "192.0.2.1", "192.0.2.2"
 
 
+@pytest.fixture
+def loopback_smtp():
+    """aiosmtpd on a free loopback port (root only: the tests capture on lo)."""
+    if os.geteuid() != 0:
+        pytest.skip("capturing needs root")
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                               "-c", "aiosmtpd.handlers.Sink"], stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    yield port
+    server.kill()
+
+
 def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=30)
 
@@ -189,32 +205,22 @@ def test_live_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_live_tshark_engine_on_loopback(tmp_path):
+def test_live_tshark_engine_on_loopback(tmp_path, loopback_smtp):
     """--engine tshark captures through pyshark's LiveCapture (here on loopback, stopped by
     --duration); it reports the same sessions as analyze of the file it wrote."""
     require("tshark")
     require("swaks")
-    if os.geteuid() != 0:
-        pytest.skip("capturing needs root")
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                               "-c", "aiosmtpd.handlers.Sink"], stderr=subprocess.DEVNULL)
+    port = loopback_smtp
     written = tmp_path / "live.pcap"
-    try:
-        live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--engine", "tshark",
-                                 "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl",
-                                 "--duration", "25", "--write", str(written)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
-        time.sleep(8)     # tshark, then its dumpcap, start up
-        for _ in range(2):
-            assert subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@example.org",
-                                   "--from", "b@example.com", "--hide-all"], timeout=60).returncode == 0
-        out, err = live.communicate(timeout=90)
-    finally:
-        server.kill()
+    live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--engine", "tshark",
+                             "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl",
+                             "--duration", "25", "--write", str(written)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+    time.sleep(8)     # tshark, then its dumpcap, start up
+    for _ in range(2):
+        assert subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@example.org",
+                               "--from", "b@example.com", "--hide-all"], timeout=60).returncode == 0
+    out, err = live.communicate(timeout=90)
     assert live.returncode == 0, err
     lines = [json.loads(x) for x in out.splitlines()]
     sessions, summary = lines[:-1], lines[-1]
@@ -227,46 +233,36 @@ def test_live_tshark_engine_on_loopback(tmp_path):
 
 
 @pytest.mark.slow
-def test_live_idle_timeout_and_count_on_loopback():
+def test_live_idle_timeout_and_count_on_loopback(loopback_smtp):
     """An idle connection is reported as 'timeout' while it is still open; --count stops
     the capture after exactly N packets."""
-    require("dumpcap")
-    if os.geteuid() != 0:
-        pytest.skip("capturing needs root")
     import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                               "-c", "aiosmtpd.handlers.Sink"], stderr=subprocess.DEVNULL)
+    require("dumpcap")
+    port = loopback_smtp
     common = ["-i", "lo", "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl"]
-    try:
-        time.sleep(1.5)
-        live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--idle-timeout", "2",
-                                 "--duration", "20"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
-        time.sleep(2)
-        client = socket.create_connection(("127.0.0.1", port))
-        client.recv(1024)
-        client.sendall(b"EHLO idle.example.com\r\n")
-        client.recv(1024)
-        first = json.loads(live.stdout.readline())          # comes while the client is idle
-        still_open = client.fileno() != -1
-        client.close()
-        live.send_signal(signal.SIGTERM)
-        live.communicate(timeout=30)
-        assert still_open and first["close"] == "timeout"
-        assert [c["verb"] for c in first["smtp"]["commands"]] == ["EHLO"]
+    live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--idle-timeout", "2",
+                             "--duration", "20"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    time.sleep(2)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.recv(1024)
+    client.sendall(b"EHLO idle.example.com\r\n")
+    client.recv(1024)
+    first = json.loads(live.stdout.readline())          # comes while the client is idle
+    still_open = client.fileno() != -1
+    client.close()
+    live.send_signal(signal.SIGTERM)
+    live.communicate(timeout=30)
+    assert still_open and first["close"] == "timeout"
+    assert [c["verb"] for c in first["smtp"]["commands"]] == ["EHLO"]
 
-        counted = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--count", "10",
-                                    "--duration", "30"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
-        time.sleep(2)
-        started = time.monotonic()
-        for _ in range(3):
-            subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@example.org", "--from",
-                            "b@example.com", "--hide-all"], timeout=60)
-        out, _ = counted.communicate(timeout=60)
-        summary = json.loads(out.splitlines()[-1])
-        assert summary["inputs"][0]["packets"] == 10
-        assert time.monotonic() - started < 25                # stopped by the count, not the duration
-    finally:
-        server.kill()
+    counted = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--count", "10",
+                                "--duration", "30"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    time.sleep(2)
+    started = time.monotonic()
+    for _ in range(3):
+        subprocess.run(["swaks", "--server", f"127.0.0.1:{port}", "--to", "a@example.org", "--from",
+                        "b@example.com", "--hide-all"], timeout=60)
+    out, _ = counted.communicate(timeout=60)
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["inputs"][0]["packets"] == 10
+    assert time.monotonic() - started < 25                # stopped by the count, not the duration

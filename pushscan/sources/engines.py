@@ -56,7 +56,7 @@ class NativeEngine:
             frame0 += len(rb)
 
 
-class _Builder:
+class SegmentBuilder:
     """Collects segments one at a time (for engines that see one packet at a time)."""
 
     def __init__(self) -> None:
@@ -137,7 +137,7 @@ class ScapyEngine:
             raise InputError(path, f"scapy cannot read it: {exc}") from None
 
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
-        out = _Builder()
+        out = SegmentBuilder()
         frames = 0
         it = iter(self._reader)
         while True:
@@ -171,7 +171,7 @@ class ScapyEngine:
             self.link_types[t] = self.link_types.get(t, 0) + 1
 
 
-def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: _Builder) -> None:
+def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder) -> None:
     """Dissect one scapy packet (frame number ``frame``) into ``out`` with scapy's layers."""
     from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
     from scapy.layers.inet6 import (ICMPv6DestUnreach, IPerror6, IPv6, IPv6ExtHdrDestOpt,
@@ -264,7 +264,7 @@ class TsharkEngine:
                             "ip.defragment": "FALSE", "ipv6.defragment": "FALSE"})
 
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
-        out = _Builder()
+        out = SegmentBuilder()
         frames = 0
         try:
             for pkt in self._cap:
@@ -288,7 +288,7 @@ class TsharkEngine:
         if frames:
             yield out.take(), frames
 
-def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: _Builder,
+def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder,
                 link_types: dict[int, int], last_ts: int) -> int:
     """Turn one pyshark packet into ``out``; returns its timestamp (ns). A packet without
     a time (a pcapng simple packet block) takes ``last_ts``."""

@@ -2,7 +2,8 @@
 native reader consumes.
 
 ``dumpcap`` (any number of interfaces, pcapng with kernel-drop statistics) is preferred;
-``tcpdump`` (one interface, pcap) is the fallback. The bytes read from the pipe can be
+``tcpdump`` (one interface, pcap) comes next; ``Sniffer`` captures in a Python thread with
+scapy, or with pyshark under ``--engine tshark``. The bytes read from the pipe can be
 copied to a file as they are read (``--write``), so the file holds exactly what was
 analysed.
 """
@@ -32,17 +33,24 @@ PERMISSION = ("no permission to capture on {ifaces}: capturing needs the CAP_NET
               "$(which {prog}))")
 
 
-def backend_program(ifaces: list[str]) -> str:
-    """The capture program to use, or a UsageError saying what to install."""
-    if shutil.which("dumpcap"):
-        return "dumpcap"
-    if shutil.which("tcpdump"):
-        if len(ifaces) > 1:
-            raise UsageError("tcpdump captures one interface at a time; for several -i install "
-                             "dumpcap: apt-get install wireshark-common")
-        return "tcpdump"
-    raise UsageError("live capture needs dumpcap or tcpdump: apt-get install tcpdump "
-                     "(or wireshark-common for dumpcap)")
+def choose_backend(ifaces: list[str], backend: str = "auto", engine: str = "native") -> str:
+    """The capture path: ``tshark`` (pyshark) under ``--engine tshark``; otherwise the
+    backend asked for, or with ``auto`` dumpcap, else tcpdump (one interface), else
+    scapy's sniffer."""
+    if engine == "tshark":
+        return "tshark"
+    if backend == "auto":
+        if shutil.which("dumpcap"):
+            return "dumpcap"
+        if shutil.which("tcpdump") and len(ifaces) == 1:
+            return "tcpdump"
+        return "scapy"
+    if backend == "tcpdump" and len(ifaces) > 1:
+        raise UsageError("tcpdump captures one interface at a time; for several -i use dumpcap "
+                         "(apt-get install wireshark-common)")
+    if backend in ("dumpcap", "tcpdump") and shutil.which(backend) is None:
+        raise UsageError(f"{backend} is not installed")
+    return backend
 
 
 class Tee:
@@ -62,12 +70,9 @@ class Tee:
 class CaptureProcess:
     """A running capture program whose standard output is a pcap/pcapng stream."""
 
-    def __init__(self, ifaces: list[str], bpf: str, count: Optional[int] = None,
-                 prog: Optional[str] = None) -> None:
+    def __init__(self, ifaces: list[str], bpf: str, count: Optional[int], prog: str) -> None:
         self.ifaces = ifaces
-        self.prog = prog or backend_program(ifaces)
-        if shutil.which(self.prog) is None:
-            raise UsageError(f"{self.prog} is not installed")
+        self.prog = prog
         if self.prog == "dumpcap":
             argv = ["dumpcap", "-q", "-w", "-", "-f", bpf]
             for i in ifaces:
@@ -160,8 +165,8 @@ class Sniffer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._cap: Any = None
-        from .engines import _Builder
-        self._out = _Builder()
+        from .engines import SegmentBuilder
+        self._out = SegmentBuilder()
         self._last_ts = 0
 
     def _add(self, pkt: Any) -> None:
