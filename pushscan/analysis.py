@@ -10,7 +10,7 @@ import gc
 import heapq
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import __version__
 from .decode import linktype_name
@@ -312,6 +312,24 @@ class Analysis:
                                    "buffer_overflows": tracker.buffer_overflows,
                                    "lines_truncated": self._lines_truncated}},
         }
+
+
+def analyze_group(group: list[str], opts: Options) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Analyse one group of files in this process: the report (sessions kept) and the
+    unreadable inputs as (path, problem). Used by ``-j`` worker processes."""
+    a = Analysis(group, opts)
+    report = a.run()
+    return report, [(u.path, u.problem) for u in a.unreadable]
+
+
+def in_parallel(groups_: list[list[str]], opts: Options, jobs: int) -> Iterator[tuple[dict[str, Any], list[InputError]]]:
+    """Analyse groups in ``jobs`` processes; results in the groups' order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for report, unread in pool.map(analyze_group, groups_, repeat(opts)):
+            yield report, [InputError(p, m) for p, m in unread]
 
 
 def groups(paths: list[str], opts: Options) -> list[list[str]]:

@@ -54,17 +54,19 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report here (atomically) instead of standard output.")
 @click.option("--color/--no-color", default=None, help="Colour in text output (default: on a terminal).")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="With --separate, analyse this many files at once in parallel processes.")
 def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp: bool,
             outgoing: str, local: tuple[str, ...], separate: bool, engine: str,
             max_sessions: int, max_buffer: int, max_line: int,
-            output: Optional[str], color: Optional[bool]) -> None:
+            output: Optional[str], color: Optional[bool], jobs: int) -> None:
     """Rebuild TCP sessions from CAPTURE files (pcap, pcapng, .gz; '-' is standard input),
     report PSH per direction and turn, and say why sessions died.
 
     Several files are one capture in time order (rotated files); frame numbers then
     continue from file to file (see inputs[].first_frame).
     """
-    from .analysis import SCHEMA, Analysis, Options, groups
+    from .analysis import SCHEMA, Analysis, Options, groups, in_parallel
     from .output import JsonDocument, JsonLines
 
     try:
@@ -83,23 +85,32 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     exit_code = 0
     try:
         with _progress(captures) as progress:
-            for group in groups(list(captures), opts):
+            todo = groups(list(captures), opts)
+            parallel = in_parallel(todo, opts, jobs) if jobs > 1 and len(todo) > 1 else None
+            for group in todo:
                 head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
                 writer = JsonDocument(stream, head) if fmt == "json" else \
                     JsonLines(stream) if fmt == "jsonl" else None
                 table = _TextSessions() if writer is None else None
-                a = Analysis(group, opts, on_session=writer.session if writer else table.add,  # type: ignore[union-attr]
-                             progress=progress, keep_sessions=False, ordered=fmt != "jsonl")
-                report = a.run()
-                for err in a.unreadable:
+                emit = writer.session if writer else table.add  # type: ignore[union-attr]
+                if parallel is None:
+                    a = Analysis(group, opts, on_session=emit, progress=progress, keep_sessions=False,
+                                 ordered=fmt != "jsonl")
+                    report, unreadable = a.run(), a.unreadable
+                else:
+                    report, unreadable = next(parallel)
+                    for doc in report["sessions"]:
+                        emit(doc)
+                    report["sessions"] = []
+                for err in unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)
                     exit_code = EXIT_INPUT
                 for inp in report["inputs"]:
                     for e in inp["errors"]:
-                        if not any(e == u.problem and inp["path"] == u.path for u in a.unreadable):
+                        if not any(e == u.problem and inp["path"] == u.path for u in unreadable):
                             click.echo(f"pushscan: warning: {inp['path']}: {e} "
                                        "(the part before it was analysed)", err=True)
-                if len(a.unreadable) == len(group):
+                if len(unreadable) == len(group):
                     continue   # nothing was read: the error line says it all
                 if writer is not None:
                     writer.finish(report)
@@ -222,11 +233,13 @@ class _progress:
               help="Record each trace's sessions, verdicts and findings in this file.")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write JUnit XML here.")
 @click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Check this many traces at once in parallel processes.")
 def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[str, ...],
           require_pushed_turns: Optional[bool], min_push_ratio: Optional[float],
           ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
           all_tcp: Optional[bool], baseline: Optional[str], write_baseline: Optional[str],
-          junit: Optional[str], engine: str) -> None:
+          junit: Optional[str], engine: str, jobs: int) -> None:
     """CI gate: check recorded traces (files, directories, globs) against a policy.
 
     Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error,
@@ -265,7 +278,7 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
                 raise chk.PolicyError(f"baseline {baseline}: {exc}") from None
             if not isinstance(base, dict) or base.get("schema") != 1 or "traces" not in base:
                 raise chk.PolicyError(f"baseline {baseline}: not a pushscan baseline (schema 1)")
-        results = chk.check(list(captures), policy, base, engine=engine)
+        results = chk.check(list(captures), policy, base, engine=engine, jobs=jobs)
     except PushscanError as exc:
         _fail(exc)
 

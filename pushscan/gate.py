@@ -269,33 +269,48 @@ def baseline_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[
     return lines
 
 
-def check(paths: list[str] | str, policy: Optional[Policy] = None,
-          baseline: Optional[dict[str, Any]] = None, engine: str = "native") -> list[TraceResult]:
-    """Check traces (files, directories, globs) against ``policy`` and, if given, a
-    baseline (as written by ``--write-baseline``). One result per trace, in order."""
+def check_trace(path: str, policy: Policy, engine: str = "native") -> TraceResult:
+    """Analyse one trace alone and judge it (no baseline)."""
     from .analysis import Analysis, Options
+
+    p = policy.for_trace(path)
+    opts = Options(ports=p.ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp, engine=engine)
+    a = Analysis([path], opts)
+    report = a.run()
+    if a.unreadable:
+        return TraceResult(path, False, [], error=str(a.unreadable[0]))
+    return judge(path, report, p)
+
+
+def check(paths: list[str] | str, policy: Optional[Policy] = None,
+          baseline: Optional[dict[str, Any]] = None, engine: str = "native",
+          jobs: int = 1) -> list[TraceResult]:
+    """Check traces (files, directories, globs) against ``policy`` and, if given, a
+    baseline (as written by ``--write-baseline``). One result per trace, in order;
+    ``jobs`` > 1 checks traces in that many processes at once."""
+    from .analysis import Options
 
     if isinstance(paths, str):
         paths = [paths]
     policy = policy or Policy()
-    results = []
-    for path in expand_traces(list(paths)):
-        p = policy.for_trace(path)
-        opts = Options(ports=p.ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp,
-                       engine=engine)
-        a = Analysis([path], opts)
-        report = a.run()
-        if a.unreadable:
-            results.append(TraceResult(path, False, [], error=str(a.unreadable[0])))
-            continue
-        r = judge(path, report, p)
-        if baseline is not None:
-            traces = baseline.get("traces", {})
-            if path not in traces:
+    traces = expand_traces(list(paths))
+    Options(engine=engine)     # a wrong engine is a usage error before any work
+    if jobs > 1 and len(traces) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from itertools import repeat
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(check_trace, traces, repeat(policy), repeat(engine)))
+    else:
+        results = [check_trace(t, policy, engine) for t in traces]
+    if baseline is not None:
+        recorded = baseline.get("traces", {})
+        for r in results:
+            if r.report is None:
+                continue
+            if r.path not in recorded:
                 r.baseline_diff = ["trace not in the baseline"]
             else:
-                r.baseline_diff = baseline_diff(traces[path], baseline_entry(report))
+                r.baseline_diff = baseline_diff(recorded[r.path], baseline_entry(r.report))
             if r.baseline_diff:
                 r.passed = False
-        results.append(r)
     return results

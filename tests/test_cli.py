@@ -171,3 +171,12 @@ def test_text_table_of_a_large_capture_lists_what_needs_attention(tmp_path):
     assert summary["sessions"] > 500
     assert f"{ok} sessions with verdict ok are not listed" in r.stdout
     assert "push_problem" in r.stdout or "peer_reset" in r.stdout
+
+
+def test_parallel_jobs_give_the_same_output():
+    files = [str(CAPTURES / n) for n in ("smtp_ok.pcap", "smtp_unpushed_reset.pcap", "tcp_other.pcap",
+                                         "smtp_port_reuse.pcap")]
+    one = run_cli("analyze", "--separate", "--format", "jsonl", *files)
+    two = run_cli("analyze", "--separate", "--format", "jsonl", "-j", "2", *files)
+    assert one.returncode == two.returncode == 0
+    assert two.stdout == one.stdout and one.stdout.count('"summary"') == 4

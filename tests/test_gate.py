@@ -160,3 +160,9 @@ def test_python_api_from_pytest():
     assert results[1].cases[0].failures[0][1] == [6]
     with pytest.raises(pushscan.UsageError):
         pushscan.check(str(CAPTURES / "smtp_ok.pcap"), {"min_push_ratio": "high"})
+
+
+def test_parallel_check_gives_the_same_results(project):
+    one = run("captures", "--policy", "policy.toml", cwd=project)
+    two = run("captures", "--policy", "policy.toml", "-j", "2", cwd=project)
+    assert one.returncode == two.returncode == 0 and one.stdout == two.stdout
