@@ -1,6 +1,6 @@
 """Time pushscan against tshark and tcptrace on the same generated capture, in one run.
 
-    python bench/run.py [--packets 2000000] [--memory] [--engines 20000] [--keep]
+    python bench/run.py [--packets 2000000] [--memory] [--engines 20000] [--jobs] [--keep]
 
 Prints, for each command, wall time, packets per second and peak resident memory (the
 child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. ``--memory``
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="also compare peak memory at 1M and 4M packets")
     ap.add_argument("--engines", type=int, default=0, metavar="N",
                     help="also time each engine on an N-packet capture")
+    ap.add_argument("--jobs", action="store_true",
+                    help="also time analyze --separate -j 1 and -j 2 on two halves of the capture")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
     a = ap.parse_args()
 
@@ -95,6 +97,20 @@ def main() -> None:
         if not a.keep:
             small.unlink()
             big.unlink()
+    if a.jobs:
+        halves = []
+        for seed in (1, 2):
+            half = OUT / f"half_{seed}.pcap"
+            with open(half, "wb") as f:
+                generate.generate(f, a.packets // 2, seed=seed)
+            halves.append(half)
+        base = [sys.executable, "-m", "pushscan", "analyze", "--separate", "--format", "jsonl"]
+        w1, _ = measure(base + ["-j", "1"] + [str(h) for h in halves])
+        w2, _ = measure(base + ["-j", "2"] + [str(h) for h in halves])
+        print(f"\ntwo files of {a.packets // 2:,} packets: -j 1 {w1:.2f} s, -j 2 {w2:.2f} s "
+              f"(speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores)")
+        for h in halves:
+            h.unlink()
     if a.engines:
         small = capture(a.engines)
         print(f"\nengines on {a.engines:,} packets:\n\n| engine | wall s | packets/s | peak RSS MB |\n|---|---:|---:|---:|")
