@@ -453,9 +453,17 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
     from .analysis import Options
     from .live import Monitor, install_stop_signals, session_line
 
+    closed = []
+
     def on_session(doc: dict[str, Any]) -> None:
-        sys.stdout.write(_json.dumps(doc, separators=(",", ":")) + "\n" if fmt == "jsonl" else session_line(doc))
-        sys.stdout.flush()
+        if closed:
+            return
+        try:
+            sys.stdout.write(_json.dumps(doc, separators=(",", ":")) + "\n" if fmt == "jsonl" else session_line(doc))
+            sys.stdout.flush()
+        except BrokenPipeError:      # the reader went away (| head): stop capturing
+            closed.append(True)
+            mon.request_stop()
 
     try:
         opts = Options(ports=ports, outgoing=outgoing, local=local, all_tcp=all_tcp)
@@ -469,6 +477,22 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
         rep = mon.run()
     except PushscanError as exc:
         _fail(exc)
+    if closed:
+        sys.stdout = open(os.devnull, "w")   # nothing more can reach the closed pipe
+        sys.exit(0)
+    inp = rep["inputs"][0]
+    try:
+        _live_summary(fmt, rep, ifaces)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")
+    for e in inp["errors"]:
+        click.echo(f"pushscan: warning: {e}", err=True)
+    sys.exit(0)
+
+
+def _live_summary(fmt: str, rep: dict[str, Any], ifaces: tuple[str, ...]) -> None:
+    import json as _json
+
     summ, inp = rep["summary"], rep["inputs"][0]
     if fmt == "jsonl":
         sys.stdout.write(_json.dumps({"summary": summ, "inputs": rep["inputs"]}, separators=(",", ":")) + "\n")
@@ -478,6 +502,4 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
         sys.stdout.write(f"{inp['packets']} packets on {', '.join(ifaces)} ({inp['capture_program']}, filter "
                          f"'{inp['filter']}'), kernel drops: {'unknown' if drops is None else drops}; "
                          f"{summ['sessions']} session(s): {verdicts}\n")
-    for e in inp["errors"]:
-        click.echo(f"pushscan: warning: {e}", err=True)
-    sys.exit(0)
+    sys.stdout.flush()
