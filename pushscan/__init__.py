@@ -27,11 +27,7 @@ def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:
     if not plist:
         raise UsageError("no capture given")
     opts = Options(**options)
-    a = Analysis(time_order(plist), opts)
-    report = a.run()
-    if a.unreadable and len(a.unreadable) == len(plist):
-        raise a.unreadable[0]
-    return report
+    return Analysis(time_order(plist), opts).run_or_raise()
 
 
 def check(paths: str | Iterable[str], policy: Any = None, baseline: Any = None,

@@ -177,6 +177,35 @@ def _make_tracker(opts: Options, on_end: Callable[[Session], None],
                    trace_ids=trace_ids, linger_ns=linger_ns)
 
 
+class Tally:
+    """Counts over ended sessions and the report's ``summary``: one place for analyze,
+    check and live."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.verdicts: dict[str, int] = {}
+        self.codes: dict[str, int] = {}
+        self.lines_truncated = 0
+
+    def ended(self, s: Session, doc: Optional[dict[str, Any]]) -> None:
+        """Count a session that ended; ``doc`` if it is reported."""
+        if isinstance(s.app, SmtpDialogue):
+            self.lines_truncated += s.app.lines_truncated
+        if doc is not None:
+            self.sessions += 1
+            self.verdicts[doc["verdict"]] = self.verdicts.get(doc["verdict"], 0) + 1
+            for f in doc["findings"]:
+                self.codes[f["code"]] = self.codes.get(f["code"], 0) + 1
+
+    def summary(self, tracker: Tracker) -> dict[str, Any]:
+        return {"sessions": self.sessions, "tcp_sessions": tracker.next_id,
+                "by_verdict": dict(sorted(self.verdicts.items())),
+                "by_code": dict(sorted(self.codes.items())),
+                "limits": {"evicted_sessions": tracker.evicted,
+                           "buffer_overflows": tracker.buffer_overflows,
+                           "lines_truncated": self.lines_truncated}}
+
+
 class Analysis:
     """One analysis over one capture (a list of files read as one, in time order).
 
@@ -205,25 +234,15 @@ class Analysis:
         self.sessions: list[dict[str, Any]] = []
         self.inputs: list[dict[str, Any]] = []
         self.unreadable: list[InputError] = []
-        self._verdicts: dict[str, int] = {}
-        self._codes: dict[str, int] = {}
-        self._count = 0
-        self._lines_truncated = 0
+        self.tally = Tally()
         self._heap: list[tuple[int, Optional[dict[str, Any]]]] = []
         self._next_id = 0
 
     def _ended(self, s: Session) -> None:
-        doc = None
-        if isinstance(s.app, SmtpDialogue):
-            self._lines_truncated += s.app.lines_truncated
+        doc = session_document(s, self.paths) if s.app is not None or self.opts.all_tcp else None
+        self.tally.ended(s, doc)
         if s.trace is not None:
-            self.traced[s.id] = (s, session_document(s, self.paths))
-        if s.app is not None or self.opts.all_tcp:
-            doc = session_document(s, self.paths)
-            self._count += 1
-            self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
-            for f in doc["findings"]:
-                self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
+            self.traced[s.id] = (s, doc or session_document(s, self.paths))
         if not self.ordered:
             if doc is not None:
                 self._emit(doc)
@@ -304,14 +323,15 @@ class Analysis:
             "engine": self.opts.engine,
             "inputs": self.inputs,
             "sessions": self.sessions,
-            "summary": {"sessions": self._count,
-                        "tcp_sessions": tracker.next_id,
-                        "by_verdict": dict(sorted(self._verdicts.items())),
-                        "by_code": dict(sorted(self._codes.items())),
-                        "limits": {"evicted_sessions": tracker.evicted,
-                                   "buffer_overflows": tracker.buffer_overflows,
-                                   "lines_truncated": self._lines_truncated}},
+            "summary": self.tally.summary(tracker),
         }
+
+    def run_or_raise(self) -> dict[str, Any]:
+        """``run``, but raise the first ``InputError`` when no input could be read."""
+        report = self.run()
+        if self.unreadable and len(self.unreadable) == len(self.paths):
+            raise self.unreadable[0]
+        return report
 
 
 def analyze_group(group: list[str], opts: Options) -> tuple[dict[str, Any], list[tuple[str, str]]]:

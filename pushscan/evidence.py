@@ -25,10 +25,7 @@ BODY_LISTED = 6               # bodies of more segments are summarised
 def traced(paths: list[str], opts: Options, ids: set[int]) -> tuple[dict[str, Any], dict[int, tuple[Session, dict[str, Any]]]]:
     """Analyse ``paths`` recording every packet of sessions ``ids``."""
     a = Analysis(time_order(list(paths)), opts, trace_ids=frozenset(ids))
-    report = a.run()
-    if a.unreadable and len(a.unreadable) == len(paths):
-        raise a.unreadable[0]
-    return report, a.traced
+    return a.run_or_raise(), a.traced
 
 
 def one_session(paths: list[str], opts: Options, sid: int) -> tuple[Session, dict[str, Any]]:
@@ -314,10 +311,7 @@ def flagged(doc: dict[str, Any]) -> bool:
 
 def report_html(paths: list[str], opts: Options) -> tuple[str, dict[str, Any]]:
     """A self-contained HTML report (no network fetches) and what it holds."""
-    base = Analysis(time_order(list(paths)), opts)
-    report = base.run()
-    if base.unreadable and len(base.unreadable) == len(paths):
-        raise base.unreadable[0]
+    report = Analysis(time_order(list(paths)), opts).run_or_raise()
     ids = [d["id"] for d in report["sessions"] if flagged(d)][:MAX_GRAPHS]
     _, found = traced(paths, opts, set(ids)) if ids else (report, {})
     e = html.escape

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Optional, TextIO
 
 from . import __version__
-from .analysis import SCHEMA, Options, _make_tracker, session_document
+from .analysis import SCHEMA, Options, Tally, _make_tracker, session_document
 from .decode import decode, linktype_name
 from .errors import CaptureDamaged
 from .model import DecodeStats
@@ -62,21 +62,14 @@ class Monitor:
         self.reader: Optional[CaptureReader] = None
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._verdicts: dict[str, int] = {}
-        self._codes: dict[str, int] = {}
-        self._reported = 0
+        self.tally = Tally()
         self._tracker: Any = None
 
     # -- session end --------------------------------------------------------------------
     def _ended(self, s: Session) -> None:
-        if s.app is None and not self.opts.all_tcp:
-            return
-        doc = session_document(s, [self.name])
-        self._reported += 1
-        self._verdicts[doc["verdict"]] = self._verdicts.get(doc["verdict"], 0) + 1
-        for f in doc["findings"]:
-            self._codes[f["code"]] = self._codes.get(f["code"], 0) + 1
-        if self.on_session is not None:
+        doc = session_document(s, [self.name]) if s.app is not None or self.opts.all_tcp else None
+        self.tally.ended(s, doc)
+        if doc is not None and self.on_session is not None:
             self.on_session(doc)
 
     # -- the capture --------------------------------------------------------------------
@@ -126,7 +119,7 @@ class Monitor:
             if self.status is not None and time.monotonic() - last_status > 0.5:
                 last_status = time.monotonic()
                 self.status.write(f"\rpackets {packets()}  open sessions {len(tracker.table)}  "
-                                  f"reported {self._reported}  ")
+                                  f"reported {self.tally.sessions}  ")
                 self.status.flush()
         if self.status is not None:
             self.status.write("\n")
@@ -212,12 +205,7 @@ class Monitor:
                         "packets": packets, "first_frame": 1, "errors": self.errors,
                         "capture_program": prog, "filter": self.bpf, "kernel_drops": drops}],
             "sessions": [],
-            "summary": {"sessions": self._reported, "tcp_sessions": tracker.next_id,
-                        "by_verdict": dict(sorted(self._verdicts.items())),
-                        "by_code": dict(sorted(self._codes.items())),
-                        "limits": {"evicted_sessions": tracker.evicted,
-                                   "buffer_overflows": tracker.buffer_overflows, "lines_truncated": 0},
-                        "kernel_drops": drops},
+            "summary": {**self.tally.summary(tracker), "kernel_drops": drops},
         }
 
 
