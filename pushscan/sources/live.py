@@ -33,6 +33,19 @@ PERMISSION = ("no permission to capture on {ifaces}: capturing needs the CAP_NET
               "$(which {prog}))")
 
 
+def known_failure(text: str, ifaces: list[str], prog: str) -> Optional[PushscanError]:
+    """The capture failures a user can act on, recognised in a program's or library's
+    error text: no permission (exit 4, naming the capabilities), unknown interface (2)."""
+    if re.search(r"permission|not permitted", text, re.I):
+        return CaptureError(PERMISSION.format(ifaces=", ".join(ifaces), prog=prog))
+    m = re.search(r'no device named "?([^".\s]+)|device "([^"]+)" \(No such device|'
+                  r"(\S+): No such device exists", text)
+    if m or re.search(r"No such device|no device", text, re.I):
+        name = next((g for g in (m.groups() if m else ()) if g), ", ".join(ifaces))
+        return UsageError(f"unknown interface {name} (ip link shows the interfaces)")
+    return None
+
+
 def choose_backend(ifaces: list[str], backend: str = "auto", engine: str = "native") -> str:
     """The capture path: ``tshark`` (pyshark) under ``--engine tshark``; otherwise the
     backend asked for, or with ``auto`` dumpcap, else tcpdump (one interface), else
@@ -119,15 +132,9 @@ class CaptureProcess:
 
     def failure(self) -> Optional[PushscanError]:
         """Why the program failed to capture, from what it printed, or None."""
-        text = "\n".join(self.stderr_lines)
-        ifaces = ", ".join(self.ifaces)
-        if re.search(r"permission|Operation not permitted|not permitted", text, re.I):
-            return CaptureError(PERMISSION.format(ifaces=ifaces, prog=self.prog))
-        m = re.search(r'no device named "?([^".\s]+)|device "([^"]+)" \(No such device|'
-                      r"(\S+): No such device exists|SIOCGIFHWADDR: No such device", text)
-        if m or "No such device" in text:
-            name = next((g for g in (m.groups() if m else ()) if g), ifaces)
-            return UsageError(f"unknown interface {name} (ip link shows the interfaces)")
+        known = known_failure("\n".join(self.stderr_lines), self.ifaces, self.prog)
+        if known is not None:
+            return known
         if self.proc.returncode in (0, None, -signal.SIGINT, 128 + signal.SIGINT):
             return None   # stopped as asked, or still running
         noise = ("Capturing on", "File:", "Packets", "tcpdump: listening", "listening on")
@@ -192,22 +199,13 @@ class Sniffer:
                 self._run_scapy()
             else:
                 self._run_pyshark()
-        except PermissionError:
-            self.error = CaptureError(PERMISSION.format(ifaces=", ".join(self.ifaces), prog="python"))
-        except OSError as exc:
-            if "No such device" in str(exc) or exc.errno == 19:
-                self.error = UsageError(f"unknown interface {', '.join(self.ifaces)} (ip link shows the interfaces)")
-            else:
-                self.error = CaptureError(f"{self.prog} failed: {exc}")
-        except Exception as exc:   # the capture library's own exceptions
-            if not self._stop.is_set():
-                text = str(exc)
-                if "permission" in text.lower():
-                    self.error = CaptureError(PERMISSION.format(ifaces=", ".join(self.ifaces), prog="tshark"))
-                elif "No such device" in text or "no device" in text.lower():
-                    self.error = UsageError(f"unknown interface {', '.join(self.ifaces)} (ip link shows the interfaces)")
-                else:
-                    self.error = CaptureError(f"{self.prog} failed: {text.strip().splitlines()[-1] if text.strip() else type(exc).__name__}")
+        except Exception as exc:   # OSError, or the capture library's own exceptions
+            if not self._stop.is_set() or isinstance(exc, OSError):
+                text = f"{exc}" + (" permission denied" if isinstance(exc, PermissionError) else "") + \
+                    (" No such device" if getattr(exc, "errno", None) == 19 else "")
+                lines = text.strip().splitlines()
+                self.error = known_failure(text, self.ifaces, "python" if self.kind == "scapy" else "tshark") \
+                    or CaptureError(f"{self.prog} failed: {lines[-1] if lines else type(exc).__name__}")
 
     def _run_scapy(self) -> None:
         import scapy.layers.inet  # noqa: F401 - registers the layers
