@@ -109,7 +109,7 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
         msg = (f"{s.syn_count} SYN{'s' if s.syn_count != 1 else ''} from the client got no "
                f"SYN-ACK in {_secs(wait):g}s: the server host is down or unreachable, or a "
                "firewall drops the connection")
-        icmp = [e for e in s.icmp]
+        icmp = list(s.icmp)
         if icmp:
             msg += f"; {len(icmp)} ICMP error(s) came back: {icmp[0].text}"
         findings.append(_finding(Code.NO_ANSWER, msg, s.syn_frames + [e.frame for e in icmp],

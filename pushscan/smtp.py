@@ -76,7 +76,6 @@ class SmtpDialogue:
         self._chunk_left = 0
         self._chunk_last = False
         self._auth_continue = False  # server sent 334: the next client line is auth data
-        self._reply_lines = 0
         self._body_gap = False     # part of the current body was never captured
         self._body_frame = 0       # the last body segment seen
         self._body_pushed = False
@@ -127,7 +126,6 @@ class SmtpDialogue:
             if self._sbuf[:3].isdigit():
                 code = int(self._sbuf[:3])
                 self._sbuf.clear()
-                self._reply_lines = 0
                 self._reply(code, self._last_frame, self._last_ts)
             self._sbuf.clear()
 
@@ -255,9 +253,7 @@ class SmtpDialogue:
             self.malformed += 1
             return
         if line[3:4] == b"-":
-            self._reply_lines += 1
-            return
-        self._reply_lines = 0
+            return   # a continuation line: the final line carries the reply
         self._reply(int(line[:3]), frame, ts)
 
     def _reply(self, code: int, frame: int, ts: int) -> None:
