@@ -171,6 +171,16 @@ class ScapyEngine:
             self.link_types[t] = self.link_types.get(t, 0) + 1
 
 
+def _scapy_time_ns(t: Any) -> int:
+    """Nanoseconds from a scapy packet time: exact for the decimals its readers give; a
+    float (its live sniffer: microsecond socket times) is rounded to the microsecond, as
+    a pcap file stores it."""
+    if isinstance(t, float):
+        sec = int(t)
+        return sec * 1_000_000_000 + int(round((t - sec) * 1_000_000)) * 1000
+    return int(t * 1_000_000_000)
+
+
 def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder) -> None:
     """Dissect one scapy packet (frame number ``frame``) into ``out`` with scapy's layers."""
     from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
@@ -179,7 +189,7 @@ def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder
 
     ext6 = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
     stats.packets += 1
-    ts = int(pkt.time * 1_000_000_000)
+    ts = _scapy_time_ns(pkt.time)
     layer = pkt
     while layer is not None and type(layer) not in (IP, IPv6) and layer.payload:
         layer = layer.payload
