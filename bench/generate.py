@@ -66,7 +66,7 @@ def smtp_session(rng: random.Random) -> Iterator[Step]:
         yield from say(0, b"DATA\r\n")
         yield from say(1, b"354 End data with <CR><LF>.<CR><LF>\r\n")
         size = rng.randint(1024, 50 * 1024)
-        yield from say(0, BODY_BLOCK[:size] + b".\r\n")
+        yield from say(0, BODY_BLOCK[:size - size % len(LINE)] + b".\r\n")   # whole lines, CRLF.CRLF
         yield from say(1, b"250 2.0.0 Ok: queued\r\n")
     yield from say(0, b"QUIT\r\n")
     yield from say(1, b"221 2.0.0 Bye\r\n")

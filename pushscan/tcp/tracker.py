@@ -12,6 +12,7 @@ Guarantees:
 """
 from __future__ import annotations
 
+import heapq
 from typing import Callable, Optional
 
 from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, SegmentBatch
@@ -44,7 +45,7 @@ class Tracker:
         self.app_for = app_for
         self.linger_ns = linger_ns
         self.table: dict[FlowKey, Session] = {}
-        self.closing: list[Session] = []
+        self.closing: list[tuple[int, int, Session]] = []   # heap of (close ts, frame, session)
         self.next_id = 0
         self.now = 0
         self.max_sessions = max_sessions   # open sessions kept; past it the idlest are evicted
@@ -381,7 +382,7 @@ class Tracker:
                     s.syn_seen and not s.synack_seen and d != s.client_dir)
                 if t is not None:
                     self._end_turn(s, t, "reset", ts)
-                self._closing(s, ts)
+                self._closing(s, ts, frame)
             return
         if not src.fin:
             src.fin = True
@@ -389,27 +390,24 @@ class Tracker:
             if t is not None:
                 self._end_turn(s, t, "fin" if t.dir == d else "peer_fin", ts)
             if s.dirs[d ^ 1].fin:
-                self._closing(s, ts)
+                self._closing(s, ts, frame)
 
-    def _closing(self, s: Session, ts: int) -> None:
+    def _closing(self, s: Session, ts: int, frame: int) -> None:
         if not s.closed:
             s.closed = True
             s.close_ts = ts
-            self.closing.append(s)
+            heapq.heappush(self.closing, (ts, frame, s))
             for dd in s.dirs:   # a closed session lingers without its conflict windows
                 dd.window = bytearray()
 
     def _sweep(self) -> None:
+        """End closed sessions whose linger is over, in order of closing."""
         limit = self.now - self.linger_ns
-        keep = []
-        for s in self.closing:
-            if s.ended:
-                continue
-            if s.close_ts <= limit:
+        closing = self.closing
+        while closing and closing[0][0] <= limit:
+            s = heapq.heappop(closing)[2]
+            if not s.ended:
                 self._end(s)
-            else:
-                keep.append(s)
-        self.closing = keep
 
     def _end(self, s: Session) -> None:
         if s.ended:
