@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import heapq
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
@@ -38,6 +39,7 @@ class Options:
     max_sessions: int = 50_000               # open sessions kept (the idlest are evicted)
     max_buffer: int = 8 << 20                # out-of-order bytes held per direction
     max_line: int = 4096                     # bytes kept of one SMTP line
+    fast: Optional[bool] = None              # compiled fast lane: None = for big inputs only
     _nets: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +280,20 @@ class Analysis:
             if collecting:
                 gc.enable()
 
+    FAST_AFTER = 200_000   # packets read before the fast lane (numba) is worth loading
+
+    def _fast_lane(self, tracker: Tracker, engine: Any) -> None:
+        """Attach the compiled fast lane once the input proves big (or if asked)."""
+        fast = self.opts.fast
+        if fast is None:
+            env = os.environ.get("PUSHSCAN_FASTLANE")
+            fast = None if env is None else env not in ("0", "", "no")
+        if fast is False or (fast is None and engine.packets < self.FAST_AFTER):
+            return
+        from .tcp import fastlane
+        if fastlane.available():
+            fastlane.FastLane(tracker)
+
     def _run(self) -> dict[str, Any]:
         tracker = _make_tracker(self.opts, self._ended, self.trace_ids)
         frame0 = 0
@@ -298,6 +314,8 @@ class Analysis:
             try:
                 for batch, frames in engine.batches(frame0, stats):
                     frame0 += frames
+                    if tracker.lane is None and engine.name == "native" and not self.trace_ids:
+                        self._fast_lane(tracker, engine)
                     tracker.feed(batch, index)
                     if self.progress is not None:
                         self.progress(engine.bytes_read - done)

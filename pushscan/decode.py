@@ -227,21 +227,23 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
 
     sh, sl, dh, dl, ver = s_hi[sel], s_lo[sel], d_hi[sel], d_lo[sel], ipver[sel]
     gt = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sp > dp))))
-    cols = (ver.astype(np.uint64), np.where(gt, dh, sh), np.where(gt, dl, sl),
-            np.where(gt, dp, sp).astype(np.uint64), np.where(gt, sh, dh), np.where(gt, sl, dl),
-            np.where(gt, sp, dp).astype(np.uint64))
-    rows, inv = _factorize(cols)
+    keycols = (ver.astype(np.uint64), np.where(gt, dh, sh), np.where(gt, dl, sl),
+               np.where(gt, dp, sp).astype(np.uint64), np.where(gt, sh, dh), np.where(gt, sl, dl),
+               np.where(gt, sp, dp).astype(np.uint64))
+    rows, inv = _factorize(keycols)
 
-    batch.frame = (sel + (frame0 + 1)).tolist()
-    batch.ts = raw.ts[sel].tolist()
-    batch.flow = inv.ravel().tolist()
-    batch.dir = gt.astype(np.int64).tolist()
-    batch.flags = flags.tolist()
-    batch.seq = seq.tolist()
-    batch.ack = ack.tolist()
-    batch.plen = plen.tolist()
-    batch.pay_off = pay_off.tolist()
-    batch.pay_len = pay_len.tolist()
+    cols = np.empty((10, len(sel)), dtype=np.int64)
+    cols[0] = sel + (frame0 + 1)
+    cols[1] = raw.ts[sel]
+    cols[2] = inv.ravel()
+    cols[3] = gt
+    cols[4] = flags
+    cols[5] = seq
+    cols[6] = ack
+    cols[7] = plen
+    cols[8] = pay_off
+    cols[9] = pay_len
+    batch.cols = cols
     batch.flows = rows
     syn_opts = np.flatnonzero(((flags & SYN) != 0) & (do > 20))
     for k in syn_opts.tolist():

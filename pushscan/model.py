@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, Optional
 
 # TCP flag bits, named once.
 FIN = 0x01
@@ -62,7 +62,13 @@ class SegmentBatch:
     and ``ack``, ``plen`` (payload length from the IP header, even if the frame was cut
     by a snap length), and the captured payload as ``data[pay_off:pay_off+pay_len]``.
     ``mss`` maps a segment index to the MSS option it carried (SYNs only).
+
+    The native decoder fills ``cols`` instead of the lists: one int64 array with a row
+    per column in the order of ``COLUMNS`` (no per-packet Python objects); ``columns()``
+    gives the lists either way.
     """
+
+    COLUMNS = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len")
 
     frame: list[int] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)
@@ -78,9 +84,20 @@ class SegmentBatch:
     flows: list[FlowKey] = field(default_factory=list)
     mss: dict[int, int] = field(default_factory=dict)
     icmp: list[IcmpError] = field(default_factory=list)
+    cols: Optional[Any] = None     # numpy int64 array, shape (10, n), rows as COLUMNS
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.frame) if self.cols is None else int(self.cols.shape[1])
+
+    def columns(self) -> list[list[int]]:
+        """The ten columns as lists of Python ints, in the order of ``COLUMNS``."""
+        if self.cols is not None:
+            return self.cols.tolist()
+        return [self.frame, self.ts, self.flow, self.dir, self.flags, self.seq, self.ack,
+                self.plen, self.pay_off, self.pay_len]
+
+    def last_ts(self) -> int:
+        return int(self.cols[1, -1]) if self.cols is not None else self.ts[-1]
 
 
 @dataclass(slots=True)

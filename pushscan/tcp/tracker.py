@@ -13,11 +13,14 @@ Guarantees:
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, SegmentBatch
 from ..seq import unwrap
 from .session import FRAMES_KEPT, Direction, ResetFact, Session, TraceEntry, Turn, UnpushedTurn
+
+if TYPE_CHECKING:
+    from .fastlane import FastLane
 
 WINDOW_KEEP = 64 * 1024        # bytes kept per direction to detect conflicting overlaps
 LINGER_NS = 60 * 1_000_000_000
@@ -53,109 +56,32 @@ class Tracker:
         self.evicted = 0                   # limit hits, for the report
         self.trace_ids = trace_ids         # sessions whose every packet is recorded
         self.buffer_overflows = 0
+        self.lane: Optional["FastLane"] = None   # compiled fast lane, when attached
 
     # -- the hot path ------------------------------------------------------------------
     def feed(self, batch: SegmentBatch, file_index: int = 0) -> None:
         """Process one batch of segments, in order."""
-        flows = batch.flows
+        if self.lane is not None and self.lane.takes(batch):
+            self.lane.feed(batch, file_index)   # same results, compiled (fastlane.py)
+        else:
+            if self.lane is not None:
+                self.lane.release_all()
+            flows = batch.flows
+            current = [self.table.get(k) for k in flows]
+            data = batch.data
+            mss = batch.mss
+            step = self._step
+            for i, (frame, ts, fi, d, fl, seq, ack, plen, po, pl) in enumerate(zip(*batch.columns())):
+                step(current, flows, fi, frame, ts, d, fl, seq, ack, plen,
+                     data[po:po + pl] if plen else b"", mss.get(i, 0) if fl & SYN else 0, file_index)
+        self.after_batch(batch)
+
+    def after_batch(self, batch: SegmentBatch) -> None:
+        """Batch-end work: capture time advances, ICMP errors attach, lingering closed
+        sessions end."""
         table = self.table
-        current = [table.get(k) for k in flows]
-        data = batch.data
-        pay_off = batch.pay_off
-        pay_len = batch.pay_len
-        rows = zip(batch.frame, batch.ts, batch.flow, batch.dir, batch.flags,
-                   batch.seq, batch.ack, batch.plen)
-        for i, (frame, ts, fi, d, fl, seq, ack, plen) in enumerate(rows):
-            s = current[fi]
-            if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seq)):
-                if s is not None and not s.ended:
-                    self._end(s)
-                s = current[fi] = self._new(flows[fi], d, fl, frame, ts, file_index)
-            s.last_frame = frame
-            s.end = ts
-            src = s.dirs[d]
-            dst = s.dirs[d ^ 1]
-            new = 0
-            if fl & SYN:
-                self._syn(s, src, fl, seq, frame, batch.mss.get(i, 0))
-            if fl & ACK and dst.started:
-                a = unwrap(ack, dst.nxt)
-                if src.max_ack is None or a > src.max_ack:
-                    src.max_ack = a
-                    if dst.holes or a > dst.nxt + dst.fin:
-                        self._acked_unseen(s, dst, d ^ 1, a, frame)
-                if not s.hs_ack and d == s.client_dir and s.synack_seen:
-                    s.hs_ack = True
-            if plen:
-                po = pay_off[i]
-                payload = data[po:po + pay_len[i]]
-                psh = fl & PSH != 0
-                src.data_segments += 1
-                if psh:
-                    src.psh_segments += 1
-                if not src.started:
-                    src.start(seq)
-                start = unwrap(seq, src.nxt)
-                end = start + plen
-                if plen > src.max_segment:
-                    src.max_segment = plen
-                if dst.mss and plen > dst.mss:
-                    src.oversize += 1
-                if start >= src.nxt:
-                    if start > src.nxt:
-                        if not src.holes:
-                            src.holes = []
-                        src.holes.append([src.nxt, start])
-                    src.nxt = end
-                    new = plen
-                    if start == src.delivered:
-                        self._deliver(s, src, d, payload, plen, frame, psh, ts)
-                        if src.pending:
-                            self._drain(s, src, d, ts)
-                    else:
-                        self._hold(s, src, d, start, payload, plen, psh, frame, ts)
-                else:
-                    new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
-                if psh and end > src.last_push_end:
-                    src.last_push_end = end
-                if new:
-                    src.bytes += new
-                    t = s.turn
-                    if t is None or t.dir != d:
-                        if t is not None:
-                            self._end_turn(s, t, "data", ts)
-                        t = s.turn = Turn(d, ts, frame, start)
-                        src.turns += 1
-                    t.bytes += new
-                    t.last_frame = frame
-                    if src.last_push_end >= src.nxt:
-                        t.last_pushed = True
-                        t.unpushed_bytes = 0
-                    else:
-                        # bytes after the last pushed byte, in sequence order
-                        if not t.unpushed_bytes:
-                            t.unpushed_ts = ts
-                            t.unpushed_frames = []
-                            t.unpushed_count = 0
-                        t.last_pushed = False
-                        t.unpushed_bytes = src.nxt - max(src.last_push_end, t.start)
-                        t.unpushed_count += 1
-                        if len(t.unpushed_frames) < FRAMES_KEPT:
-                            t.unpushed_frames.append(frame)
-                elif psh:
-                    t = s.turn
-                    if t is not None and t.dir == d and src.last_push_end >= src.nxt:
-                        t.last_pushed = True   # a retransmission pushed the waiting bytes
-                        t.unpushed_bytes = 0
-            if fl & (FIN | RST):
-                self._fin_rst(s, src, d, fl, frame, ts)
-            if s.trace is not None:
-                s.trace.append(TraceEntry(
-                    frame, ts, d, fl,
-                    unwrap(seq, src.nxt) - src.data_start if src.started else None, plen, new,
-                    unwrap(ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
-        if batch.frame:
-            self.now = batch.ts[-1]
+        if len(batch):
+            self.now = batch.last_ts()
         for err in batch.icmp:
             s = table.get(err.flow)
             if s is not None:
@@ -164,6 +90,96 @@ class Tracker:
                 s.icmp.append(err)
         if self.closing:
             self._sweep()
+
+    def _step(self, current: list, flows: list, fi: int, frame: int, ts: int, d: int, fl: int,
+              seq: int, ack: int, plen: int, payload: bytes, mss: int, file_index: int) -> None:
+        """One segment (``current[fi]``: the session of its flow, kept up to date)."""
+        s = current[fi]
+        if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seq)):
+            if s is not None and not s.ended:
+                self._end(s)
+            s = current[fi] = self._new(flows[fi], d, fl, frame, ts, file_index)
+        s.last_frame = frame
+        s.end = ts
+        src = s.dirs[d]
+        dst = s.dirs[d ^ 1]
+        new = 0
+        if fl & SYN:
+            self._syn(s, src, fl, seq, frame, mss)
+        if fl & ACK and dst.started:
+            a = unwrap(ack, dst.nxt)
+            if src.max_ack is None or a > src.max_ack:
+                src.max_ack = a
+                if dst.holes or a > dst.nxt + dst.fin:
+                    self._acked_unseen(s, dst, d ^ 1, a, frame)
+            if not s.hs_ack and d == s.client_dir and s.synack_seen:
+                s.hs_ack = True
+        if plen:
+            psh = fl & PSH != 0
+            src.data_segments += 1
+            if psh:
+                src.psh_segments += 1
+            if not src.started:
+                src.start(seq)
+            start = unwrap(seq, src.nxt)
+            end = start + plen
+            if plen > src.max_segment:
+                src.max_segment = plen
+            if dst.mss and plen > dst.mss:
+                src.oversize += 1
+            if start >= src.nxt:
+                if start > src.nxt:
+                    if not src.holes:
+                        src.holes = []
+                    src.holes.append([src.nxt, start])
+                src.nxt = end
+                new = plen
+                if start == src.delivered:
+                    self._deliver(s, src, d, payload, plen, frame, psh, ts)
+                    if src.pending:
+                        self._drain(s, src, d, ts)
+                else:
+                    self._hold(s, src, d, start, payload, plen, psh, frame, ts)
+            else:
+                new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
+            if psh and end > src.last_push_end:
+                src.last_push_end = end
+            if new:
+                src.bytes += new
+                t = s.turn
+                if t is None or t.dir != d:
+                    if t is not None:
+                        self._end_turn(s, t, "data", ts)
+                    t = s.turn = Turn(d, ts, frame, start)
+                    src.turns += 1
+                t.bytes += new
+                t.last_frame = frame
+                if src.last_push_end >= src.nxt:
+                    t.last_pushed = True
+                    t.unpushed_bytes = 0
+                else:
+                    # bytes after the last pushed byte, in sequence order
+                    if not t.unpushed_bytes:
+                        t.unpushed_ts = ts
+                        t.unpushed_frames = []
+                        t.unpushed_count = 0
+                    t.last_pushed = False
+                    t.unpushed_bytes = src.nxt - max(src.last_push_end, t.start)
+                    t.unpushed_count += 1
+                    if len(t.unpushed_frames) < FRAMES_KEPT:
+                        t.unpushed_frames.append(frame)
+            elif psh:
+                t = s.turn
+                if t is not None and t.dir == d and src.last_push_end >= src.nxt:
+                    t.last_pushed = True   # a retransmission pushed the waiting bytes
+                    t.unpushed_bytes = 0
+        if fl & (FIN | RST):
+            self._fin_rst(s, src, d, fl, frame, ts)
+        if s.trace is not None:
+            s.trace.append(TraceEntry(
+                frame, ts, d, fl,
+                unwrap(seq, src.nxt) - src.data_start if src.started else None, plen, new,
+                unwrap(ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
 
     # -- slower paths ------------------------------------------------------------------
     def _starts_new(self, s: Session, d: int, fl: int, seq: int) -> bool:
@@ -177,6 +193,8 @@ class Tracker:
     def _evict(self) -> None:
         """Past ``max_sessions`` open sessions, end the least recently active tenth
         (close: timeout), so that memory stays bounded whatever the capture holds."""
+        if self.lane is not None:
+            self.lane.release_all()
         idle = sorted(self.table.values(), key=lambda x: x.end)[: max(1, self.max_sessions // 10)]
         for s in idle:
             self.evicted += 1
@@ -199,6 +217,8 @@ class Tracker:
                 client_dir = d
         s = Session(self.next_id, key, client_dir, client_dir, frame, ts, file_index)
         self.next_id += 1
+        if self.lane is not None and self.lane.created is not None:
+            self.lane.created.append(s)
         server_port = key[6] if client_dir == 0 else key[3]
         s.smtp_port = self.is_server_port(server_port)
         s.out_dir = self.outgoing_of(s)
@@ -412,6 +432,8 @@ class Tracker:
     def _end(self, s: Session) -> None:
         if s.ended:
             return
+        if s.slot >= 0:
+            self.lane.release(s)   # type: ignore[union-attr]
         s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)
@@ -423,6 +445,8 @@ class Tracker:
     # -- outside events ----------------------------------------------------------------
     def expire(self, now: int, idle_ns: int) -> None:
         """End sessions with no packet for ``idle_ns`` before ``now`` (close: timeout)."""
+        if self.lane is not None:
+            self.lane.release_all()
         for s in [s for s in self.table.values() if s.end + idle_ns < now]:
             if not s.closed:
                 s.timeout = True
@@ -439,6 +463,8 @@ class Tracker:
 
     def finish(self) -> None:
         """End of capture: every session still known ends now."""
+        if self.lane is not None:
+            self.lane.release_all()
         for s in sorted(self.table.values(), key=lambda x: x.id):
             self._end(s)
         self.closing = []
