@@ -21,284 +21,20 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ..model import SegmentBatch
+from ..model import ACK, PSH, SYN, SegmentBatch
+from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
+from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, BADD, BYTES, CLEFT, D0,
+                     DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME, LPE, MAXACK, MAXSEG,
+                     MAX_ROWS, NF, NXT, OVERS, PROBE, PSEG, SK, TAIL, TAILN, TBYTES, TDIR,
+                     TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS,
+                     TUTS, WINDOW_KEEP, WLEN, WPOS)
 from .session import FRAMES_KEPT, Session, Turn
 
 if TYPE_CHECKING:
     from .tracker import Tracker
 
-WINDOW_KEEP = 64 * 1024    # as tracker.WINDOW_KEEP (the kernel mirrors its trimming)
 ROUND = 2048               # packets added to each kernel round
-
-# Session columns of the state array.
-(MODE, CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
- TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
- SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT) = range(31)
-D0 = 31
-# Direction columns, at D0 + d * DN.
-(STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
- WLEN, NEWB, LASTCH) = range(16)
-DN = 16
-NF = D0 + 2 * DN
-
-# APP values: what the kernel does with a session's in-order payload.
-APP_NONE, APP_LINE, APP_BODY, APP_CHUNK = 0, 1, 2, 3
-
-_kernel: Any = None
-
-
-def _compile() -> Any:
-    from numba import njit  # imported only when a large input needs it
-
-    FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
-    MASK, HALF = (1 << 32) - 1, 1 << 31
-
-    @njit(cache=True, nogil=True)
-    def unwrap(v, ref):  # pragma: no cover - compiled
-        return ref + ((v - ref + HALF) & MASK) - HALF
-
-    @njit(cache=True, nogil=True)
-    def has_end(a, lo, hi):  # pragma: no cover - compiled
-        """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
-        i = lo
-        while i + 5 <= hi:
-            c = a[i + 4]
-            if c == 10 and a[i] == 13 and a[i + 1] == 10 and a[i + 2] == 46 and a[i + 3] == 13:
-                return True
-            if c == 13:
-                i += 1
-            elif c == 10:
-                i += 3
-            elif c == 46:
-                i += 2
-            else:
-                i += 5
-        return False
-
-    @njit(cache=True, nogil=True)
-    def step(S, UF, P, a, s, i, chp, cho, c):  # pragma: no cover - compiled
-        """Apply packet i to session row s. Returns (status, chunks used): 0 done,
-        1 done and its payload is a record for the parser, 2 not taken (the reference
-        code must do it; nothing was changed)."""
-        frame = P[0, i]
-        ts = P[1, i]
-        d = P[3, i]
-        fl = P[4, i]
-        plen = P[7, i]
-        po = P[8, i]
-        if fl & (SYN_ | RST_):
-            return 2, c
-        src = D0 + d * DN
-        dst = D0 + (1 - d) * DN
-        # -- checks: is this packet simple for this session? ---------------------------
-        newack = False
-        a_ = 0
-        if fl & ACK_ and S[s, dst + STARTED]:
-            a_ = unwrap(P[6, i], S[s, dst + NXT])
-            if S[s, src + HASACK] == 0 or a_ > S[s, src + MAXACK]:
-                newack = True
-                if a_ > S[s, dst + NXT] + S[s, dst + FIN]:
-                    return 2, c           # acknowledges bytes never seen: a capture gap
-        cd = S[s, CDIR]
-        start = 0
-        if plen:
-            if P[9, i] != plen or S[s, src + STARTED] == 0 or fl & FIN_:
-                return 2, c
-            start = unwrap(P[5, i], S[s, src + NXT])
-            if start != S[s, src + NXT]:
-                return 2, c               # a hole, a retransmission or reordering
-            if S[s, PROBE] and d != cd and S[s, D0 + cd * DN + BYTES] == 0:
-                return 2, c               # the server's first bytes decide the parser
-            if S[s, TDIR] >= 0 and S[s, TDIR] != d and S[s, TPUSHED] == 0:
-                return 2, c               # an unpushed turn ends: the reference records it
-        elif fl & FIN_ and S[s, src + FIN] == 0:
-            if S[s, dst + FIN]:
-                return 2, c               # the session closes
-            if S[s, TDIR] >= 0 and S[s, TPUSHED] == 0:
-                return 2, c
-        # -- apply ---------------------------------------------------------------------
-        S[s, LAST_FRAME] = frame
-        S[s, END] = ts
-        S[s, DIRTY] = 1
-        if fl & ACK_ and S[s, dst + STARTED]:
-            if newack:
-                S[s, src + HASACK] = 1
-                S[s, src + MAXACK] = a_
-            if S[s, HS_ACK] == 0 and d == cd and S[s, SYNACK]:
-                S[s, HS_ACK] = 1
-        status = 0
-        if plen:
-            psh = (fl & PSH_) != 0
-            S[s, src + DSEG] += 1
-            if psh:
-                S[s, src + PSEG] += 1
-            end = start + plen
-            if plen > S[s, src + MAXSEG]:
-                S[s, src + MAXSEG] = plen
-            mss = S[s, dst + MSS]
-            if mss and plen > mss:
-                S[s, src + OVERS] += 1
-            S[s, src + NXT] = end
-            # delivery: the conflict window, then the parser
-            chp[c] = S[s, src + LASTCH]
-            cho[c] = i
-            S[s, src + LASTCH] = c
-            c += 1
-            S[s, src + NEWB] += plen
-            w = S[s, src + WLEN] + plen
-            if w > 2 * WINDOW_KEEP:
-                w = WINDOW_KEEP
-            S[s, src + WLEN] = w
-            app = S[s, APP]
-            if app == APP_LINE:
-                status = 1
-            elif app == APP_BODY:
-                skip = False
-                if d == cd and plen >= 4 and not has_end(a, po, po + plen):
-                    # CRLF.CRLF across the boundary: the tail before, 4 bytes after
-                    tb = np.empty(8, np.uint8)
-                    tn = S[s, TAILN]
-                    tail = S[s, TAIL]
-                    for k in range(tn):
-                        tb[k] = (tail >> (8 * (tn - 1 - k))) & 255
-                    for k in range(4):
-                        tb[tn + k] = a[po + k]
-                    skip = not has_end(tb, 0, tn + 4)
-                if skip:
-                    S[s, BADD] += plen
-                    S[s, BFRAME] = frame
-                    S[s, BPUSHED] = psh
-                    S[s, BTS] = ts
-                    S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
-                        (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
-                    S[s, TAILN] = 4
-                    S[s, SK] = 1
-                    S[s, LFRAME] = frame
-                    S[s, LPUSHED] = psh
-                    S[s, LTS] = ts
-                else:
-                    status = 1
-            elif app == APP_CHUNK:
-                if d == cd and plen < S[s, CLEFT]:
-                    S[s, CLEFT] -= plen
-                    S[s, BADD] += plen
-                    S[s, SK] = 1
-                    S[s, LFRAME] = frame
-                    S[s, LPUSHED] = psh
-                    S[s, LTS] = ts
-                else:
-                    status = 1
-            if psh and end > S[s, src + LPE]:
-                S[s, src + LPE] = end
-            S[s, src + BYTES] += plen
-            # turns
-            if S[s, TDIR] != d:
-                S[s, TDIR] = d
-                S[s, TSTART] = start
-                S[s, TBYTES] = 0
-                S[s, TFTS] = ts
-                S[s, TFFRAME] = frame
-                S[s, TPUSHED] = 0
-                S[s, TUBYTES] = 0
-                S[s, TUTS] = 0
-                S[s, TUCOUNT] = 0
-                S[s, TNF] = 0
-                S[s, src + TURNS] += 1
-            S[s, TBYTES] += plen
-            S[s, TLFRAME] = frame
-            if S[s, src + LPE] >= end:
-                S[s, TPUSHED] = 1
-                S[s, TUBYTES] = 0
-            else:
-                if S[s, TUBYTES] == 0:
-                    S[s, TUTS] = ts
-                    S[s, TNF] = 0
-                    S[s, TUCOUNT] = 0
-                S[s, TPUSHED] = 0
-                S[s, TUBYTES] = end - max(S[s, src + LPE], S[s, TSTART])
-                S[s, TUCOUNT] += 1
-                if S[s, TNF] < UF.shape[1]:
-                    UF[s, S[s, TNF]] = frame
-                    S[s, TNF] += 1
-        if fl & FIN_ and S[s, src + FIN] == 0:
-            S[s, src + FIN] = 1
-            S[s, TDIR] = -1               # a pushed turn ends quietly
-        return status, c
-
-    @njit(cache=True, nogil=True)
-    def kernel(S, UF, P, a, fslot, todo, nt, out, slow, rec, blk, chp, cho, cnt):  # pragma: no cover
-        """One round over ``todo``: returns (left over, slow, records) counts."""
-        blk[:] = 0
-        no = 0
-        ns = 0
-        nr = 0
-        c = cnt[0]
-        for t in range(nt):
-            i = todo[t]
-            f = P[2, i]
-            if blk[f]:
-                out[no] = i
-                no += 1
-                continue
-            s = fslot[f]
-            if s < 0:                     # no row: the reference code takes the packet
-                if s == -1:               # (-2: and the flow's other packets this batch)
-                    blk[f] = 1
-                slow[ns] = i
-                ns += 1
-                continue
-            st, c = step(S, UF, P, a, s, i, chp, cho, c)
-            if st == 2:
-                blk[f] = 1
-                slow[ns] = i
-                ns += 1
-            elif st == 1:
-                blk[f] = 1
-                rec[nr] = i
-                nr += 1
-        cnt[0] = c
-        return no, ns, nr
-
-    @njit(cache=True, nogil=True)
-    def gather(S, P, a, slots, chp, cho, out_meta):  # pragma: no cover - compiled
-        """For each row in ``slots`` and direction with new deliveries: the bytes the
-        conflict window gains (its last WLEN bytes that are new). Returns the bytes;
-        ``out_meta[k] = (offset, length)`` per (slot, direction) in order."""
-        total = 0
-        for k in range(slots.shape[0]):
-            s = slots[k]
-            for d in range(2):
-                col = D0 + d * DN
-                if S[s, col + LASTCH] >= 0:
-                    total += min(S[s, col + WLEN], S[s, col + NEWB])
-        buf = np.empty(total, np.uint8)
-        pos = total
-        for k in range(slots.shape[0]):
-            s = slots[k]
-            for d in range(2):
-                col = D0 + d * DN
-                c = S[s, col + LASTCH]
-                take = min(S[s, col + WLEN], S[s, col + NEWB]) if c >= 0 else 0
-                out_meta[k, d, 0] = pos - take
-                out_meta[k, d, 1] = take
-                # fill backwards from pos: the newest chunk last
-                need = take
-                while need > 0 and c >= 0:
-                    i = cho[c]
-                    po = P[8, i]
-                    ln = P[7, i]
-                    n = min(ln, need)
-                    pos -= n
-                    buf[pos:pos + n] = a[po + ln - n:po + ln]
-                    need -= n
-                    c = chp[c]
-                S[s, col + LASTCH] = -1
-                S[s, col + NEWB] = 0
-        return buf
-
-    return kernel, gather
-
 
 def available() -> bool:
     try:
@@ -314,16 +50,19 @@ def _pack_tail(t: bytes) -> int:
 
 class FastLane:
     """Attach with ``FastLane(tracker)``; the tracker then sends it every batch it can
-    take (``takes``) and calls ``release`` when a session it holds ends."""
+    take (``takes``) and calls ``release`` when a session it holds ends.
 
-    def __init__(self, tracker: "Tracker", capacity: int = 1024) -> None:
-        global _kernel
-        if _kernel is None:
-            _kernel = _compile()
-        self.kernel, self.gather = _kernel
+    While a session has a row, the row is the truth about it (its objects are brought up
+    to date by ``sync``); its conflict windows live in the row's rings, and become
+    bytearrays again only when the reference code needs them."""
+
+    def __init__(self, tracker: "Tracker", capacity: int = 256) -> None:
+        from .kernel import kernel   # numba, imported only when a big input needs it
+        self.kernel = kernel
         self.t = tracker
         self.S = np.zeros((capacity, NF), dtype=np.int64)
         self.UF = np.zeros((capacity, FRAMES_KEPT), dtype=np.int64)
+        self.W = np.zeros((capacity, 2, WINDOW_KEEP), dtype=np.uint8)
         self.owner: list[Optional[Session]] = [None] * capacity
         self.free = list(range(capacity - 1, -1, -1))
         self.created: Optional[list[Session]] = None   # sessions made in the current batch
@@ -331,34 +70,69 @@ class FastLane:
         tracker.lane = self
 
     # -- rows <-> sessions -------------------------------------------------------------
-    def _grow(self) -> None:
+    def _grow(self) -> bool:
+        """Double the rows (up to MAX_ROWS). The rings of rows in use are copied; new
+        rings stay untouched zero pages until written."""
         cap = len(self.owner)
+        if cap >= MAX_ROWS:
+            return False
         self.S = np.concatenate([self.S, np.zeros((cap, NF), dtype=np.int64)])
         self.UF = np.concatenate([self.UF, np.zeros((cap, FRAMES_KEPT), dtype=np.int64)])
+        W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
+        used = [r for r, o in enumerate(self.owner) if o is not None]
+        W[used] = self.W[used]
+        self.W = W
         self.owner += [None] * cap
         self.free = list(range(2 * cap - 1, cap - 1, -1)) + self.free
+        return True
 
     @staticmethod
     def _eligible(s: Session) -> bool:
-        if s.ended or s.trace is not None or not (s.app is None or isinstance(s.app, SmtpDialogue)):
+        """Sessions the kernel may hold: open, untraced, no holes or held data, and an
+        SMTP parser or none. (A closed session lingers without a row: rows are few.)"""
+        if s.ended or s.closed or s.trace is not None or not (s.app is None or isinstance(s.app, SmtpDialogue)):
             return False
         for dd in s.dirs:
             if dd.holes or dd.pending or (dd.started and dd.delivered != dd.nxt):
                 return False
         return True
 
-    def load(self, s: Session) -> int:
+    def _ring_out(self, s: Session) -> None:
+        """The rings' bytes become the session's window bytearrays again."""
+        r = s.slot
+        K = WINDOW_KEEP
+        for d, dd in enumerate(s.dirs):
+            n = int(self.S[r, D0 + d * DN + WLEN])
+            p = int(self.S[r, D0 + d * DN + WPOS])
+            ring = self.W[r, d]
+            if p >= n:
+                dd.window = bytearray(ring[p - n:p].tobytes())
+            else:
+                dd.window = bytearray(ring[K - (n - p):].tobytes() + ring[:p].tobytes())
+
+    def _ring_in(self, s: Session) -> None:
+        r = s.slot
+        for d, dd in enumerate(s.dirs):
+            w = dd.window[-WINDOW_KEEP:]
+            n = len(w)
+            if n:
+                self.W[r, d, :n] = np.frombuffer(bytes(w), dtype=np.uint8)
+            self.S[r, D0 + d * DN + WLEN] = n
+            self.S[r, D0 + d * DN + WPOS] = n % WINDOW_KEEP
+
+    def load(self, s: Session, ring_current: bool = False) -> int:
         """Copy a session into its row (taking one if needed); its row, or -1 if the
-        kernel cannot hold it now."""
+        kernel cannot hold it now. ``ring_current``: its rings already hold its windows."""
         if not self._eligible(s):
             if s.slot >= 0:
-                self._free(s)
+                self.release(s, keep_windows=ring_current)
             return -1
         if s.slot < 0:
-            if not self.free:
-                self._grow()
+            if not self.free and not self._grow():
+                return -2            # no row left: the reference code keeps the flow
             s.slot = self.free.pop()
             self.owner[s.slot] = s
+            ring_current = False
         r = s.slot
         t = s.turn
         row = [1, s.client_dir, s.last_frame, s.end, int(s.hs_ack), int(s.synack_seen), 0, 0, 0]
@@ -371,11 +145,16 @@ class FastLane:
             if nf:
                 self.UF[r, :nf] = t.unpushed_frames
         row += [0] * 11
-        for dd in s.dirs:
+        S = self.S
+        for d, dd in enumerate(s.dirs):
+            b = D0 + d * DN
             row += [int(dd.started), dd.nxt, dd.last_push_end, dd.data_segments, dd.psh_segments,
                     dd.bytes, dd.max_segment, dd.oversize, int(dd.max_ack is not None),
-                    dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns, len(dd.window), 0, -1]
-        self.S[r] = row
+                    dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns,
+                    S[r, b + WLEN], S[r, b + WPOS], 0]
+        S[r] = row
+        if not ring_current:
+            self._ring_in(s)
         self._app_state(s, r)
         return r
 
@@ -453,35 +232,17 @@ class FastLane:
             self._skips(s, r)
         S[r, DIRTY] = 0
 
-    def _windows(self, slots: list[int], P: np.ndarray, a: np.ndarray) -> None:
-        """Bring the conflict windows of these rows up to date with their deliveries."""
-        if not slots:
-            return
-        arr = np.array(slots, dtype=np.int64)
-        meta = np.zeros((len(slots), 2, 2), dtype=np.int64)
-        buf = self.gather(self.S, P, a, arr, self.chp, self.cho, meta)
-        raw = buf.tobytes()
-        S = self.S
-        for k, (r, m) in enumerate(zip(slots, meta.tolist())):
-            s = self.owner[r]
-            for d in (0, 1):
-                off, take = m[d]
-                if not take:
-                    continue
-                dd = s.dirs[d]  # type: ignore[union-attr]
-                keep = int(S[r, D0 + d * DN + WLEN]) - take
-                w = dd.window
-                dd.window = (w[len(w) - keep:] if keep else bytearray()) + raw[off:off + take]
-
     def _free(self, s: Session) -> None:
-        self.S[s.slot, D0 + LASTCH] = self.S[s.slot, D0 + DN + LASTCH] = -1
         self.owner[s.slot] = None
         self.free.append(s.slot)
         s.slot = -1
 
-    def release(self, s: Session) -> None:
-        """The session leaves the kernel (it ends, or the reference code takes over)."""
+    def release(self, s: Session, keep_windows: bool = True) -> None:
+        """The session leaves the kernel: it ends (``keep_windows`` False: they are no
+        longer needed), or the reference code takes it over."""
         self.sync(s)
+        if keep_windows:
+            self._ring_out(s)
         self._free(s)
 
     def release_all(self) -> None:
@@ -514,9 +275,6 @@ class FastLane:
         for fi, s in enumerate(current):
             if s is not None:
                 fslot[fi] = s.slot if s.slot >= 0 else load(s)
-        self.chp = np.empty(n, dtype=np.int64)
-        self.cho = np.empty(n, dtype=np.int64)
-        cnt = np.zeros(1, dtype=np.int64)
         blk = np.zeros(len(flows), dtype=np.int64)
         out = np.empty(n, dtype=np.int64)
         slow = np.empty(n, dtype=np.int64)
@@ -527,7 +285,6 @@ class FastLane:
         on_end = t.on_end
         ended: list[Session] = []
         t.on_end = ended.append           # endings wait until ids are settled
-        S = self.S
         try:
             left = np.empty(0, dtype=np.int64)
             pos = 0
@@ -536,16 +293,13 @@ class FastLane:
                 todo = np.concatenate([left, np.arange(pos, hi, dtype=np.int64)]) if len(left) \
                     else np.arange(pos, hi, dtype=np.int64)
                 pos = hi
-                no, ns, nr = self.kernel(S, self.UF, P, a, fslot, todo, len(todo), out, slow, rec,
-                                         blk, self.chp, self.cho, cnt)
-                S = self.S
+                no, ns, nr = self.kernel(self.S, self.UF, self.W, P, a, fslot, todo, len(todo),
+                                         out, slow, rec, blk)
                 for i in rec[:nr].tolist():
                     self._record(P, i, fslot, data)
                 for i in slow[:ns].tolist():
-                    S = self._slow(batch, P, i, fslot, current, a, file_index)
+                    self._slow(batch, P, i, fslot, current, file_index)
                 left = out[:no].copy()
-            rows = np.flatnonzero((S[:, D0 + LASTCH] >= 0) | (S[:, D0 + DN + LASTCH] >= 0))
-            self._windows(rows.tolist(), P, a)
         finally:
             t.on_end = on_end
             created, self.created = self.created, None
@@ -561,33 +315,55 @@ class FastLane:
         s = self.owner[r]
         app: Any = s.app  # type: ignore[union-attr]
         self._skips(s, r)  # type: ignore[arg-type]
-        app.data(d == s.client_dir, data[po:po + plen], frame, bool(fl & 0x08), ts)  # type: ignore[union-attr]
+        app.data(d == s.client_dir, data[po:po + plen], frame, bool(fl & PSH), ts)  # type: ignore[union-attr]
         self._app_state(s, r)  # type: ignore[arg-type]
 
     SLOW_PER_FLOW = 8    # slow packets of one flow in one batch before the flow stays slow
 
+    @staticmethod
+    def _touches_windows(s: Session, d: int, fl: int, ack: int, plen: int) -> bool:
+        """Will the reference code read or extend a window for this packet? (It does
+        for payload, and for an acknowledgement of bytes never seen, as in ``_step``.)"""
+        if plen:
+            return True
+        src, dst = s.dirs[d], s.dirs[d ^ 1]
+        if fl & ACK and dst.started:
+            a = unwrap(ack, dst.nxt)
+            return (src.max_ack is None or a > src.max_ack) and bool(dst.holes or a > dst.nxt + dst.fin)
+        return False
+
     def _slow(self, batch: SegmentBatch, P: np.ndarray, i: int, fslot: np.ndarray,
-              current: list, a: np.ndarray, file_index: int) -> np.ndarray:
-        """Packet i through the reference code; returns the (possibly regrown) state.
-        A flow that keeps needing the reference code stays with it for the rest of the
-        batch, so that one odd session cannot multiply the kernel's rounds."""
+              current: list, file_index: int) -> None:
+        """Packet i through the reference code. A flow that keeps needing it stays with
+        it for the rest of the batch, so that one odd session cannot multiply the
+        kernel's rounds."""
         t = self.t
         frame, ts, fi, d, fl, seq, ack, plen, po, pl = P[:, i].tolist()
         s = current[fi]
+        ring_current = False
         if s is not None and s.slot >= 0:
-            self._windows([s.slot], P, a)
             self.sync(s)
+            if self._touches_windows(s, d, fl, ack, plen):
+                self._ring_out(s)
+            else:   # the rings stay the truth unless the step replaces a window
+                ring_current = True
+                marks = [bytearray(), bytearray()]
+                s.dirs[0].window, s.dirs[1].window = marks
         t._step(current, batch.flows, fi, frame, ts, d, fl, seq, ack, plen,
-                batch.data[po:po + pl] if plen else b"", batch.mss.get(i, 0) if fl & 0x02 else 0,
+                batch.data[po:po + pl] if plen else b"", batch.mss.get(i, 0) if fl & SYN else 0,
                 file_index)
-        s = current[fi]
+        if ring_current and s is not None:
+            if s.dirs[0].window is not marks[0] or s.dirs[1].window is not marks[1]:
+                ring_current = False   # closed: both windows were replaced by empty ones
+        s2 = current[fi]
         self.slows[fi] += 1
-        if s is None or s.ended:
+        if s2 is None or s2.ended:
             fslot[fi] = -1
+        elif s2 is not s:
+            fslot[fi] = self.load(s2)
         elif self.slows[fi] > self.SLOW_PER_FLOW:
-            if s.slot >= 0:
-                self._free(s)
+            if s2.slot >= 0:
+                self.release(s2, keep_windows=ring_current)
             fslot[fi] = -2
         else:
-            fslot[fi] = self.load(s)
-        return self.S
+            fslot[fi] = self.load(s2, ring_current)

@@ -22,7 +22,7 @@ from .session import FRAMES_KEPT, Direction, ResetFact, Session, TraceEntry, Tur
 if TYPE_CHECKING:
     from .fastlane import FastLane
 
-WINDOW_KEEP = 64 * 1024        # bytes kept per direction to detect conflicting overlaps
+WINDOW_KEEP = 64 * 1024        # delivered bytes compared with overlapping retransmissions
 LINGER_NS = 60 * 1_000_000_000
 UNPUSHED_TURNS_KEPT = 1000
 
@@ -315,11 +315,14 @@ class Tracker:
             if not src.attempts:
                 src.attempts = {}
             src.attempts[start] = src.attempts.get(start, 1) + 1
-            # compare what overlaps the window of delivered bytes
+            # compare what overlaps the last WINDOW_KEEP delivered bytes (the buffer may
+            # hold up to twice that between trims; only the last WINDOW_KEEP count)
             w = src.window
-            wstart = src.delivered - len(w)
+            wl = min(len(w), WINDOW_KEEP)
+            wstart = src.delivered - wl
+            base = len(w) - wl
             lo, hi = max(start, wstart), min(end, src.delivered, start + len(payload))
-            if lo < hi and w[lo - wstart:hi - wstart] != payload[lo - start:hi - start]:
+            if lo < hi and w[base + lo - wstart:base + hi - wstart] != payload[lo - start:hi - start]:
                 if not src.conflicts:
                     src.conflicts = []
                 src.conflicts.append(frame)
@@ -433,7 +436,7 @@ class Tracker:
         if s.ended:
             return
         if s.slot >= 0:
-            self.lane.release(s)   # type: ignore[union-attr]
+            self.lane.release(s, keep_windows=False)   # type: ignore[union-attr]
         s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)

@@ -1,0 +1,228 @@
+"""The fast lane's compiled kernel (numba): module-level, so that numba caches it.
+
+Imported only when the fast lane is attached (see ``fastlane.py``, which documents the
+state layout and the contract). Column numbers are module constants, compiled in.
+"""
+import numpy as np
+from numba import njit
+
+from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, BADD, BFRAME, BPUSHED, BTS, BYTES,
+                     CDIR, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME,
+                     LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXSEG, MSS, NXT, OVERS, PROBE, PSEG,
+                     SK, STARTED, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME,
+                     TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, WINDOW_KEEP, WLEN,
+                     WPOS)
+
+FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
+MASK, HALF = (1 << 32) - 1, 1 << 31
+
+
+@njit(cache=True, nogil=True)
+def unwrap(v, ref):  # pragma: no cover - compiled
+    return ref + ((v - ref + HALF) & MASK) - HALF
+
+
+@njit(cache=True, nogil=True)
+def has_end(a, lo, hi):  # pragma: no cover - compiled
+    """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
+    i = lo
+    while i + 5 <= hi:
+        c = a[i + 4]
+        if c == 10 and a[i] == 13 and a[i + 1] == 10 and a[i + 2] == 46 and a[i + 3] == 13:
+            return True
+        if c == 13:
+            i += 1
+        elif c == 10:
+            i += 3
+        elif c == 46:
+            i += 2
+        else:
+            i += 5
+    return False
+
+
+@njit(cache=True, nogil=True)
+def step(S, UF, W, P, a, s, i):  # pragma: no cover - compiled
+    """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
+    record for the parser, 2 not taken (the reference code must do it; nothing was
+    changed)."""
+    frame = P[0, i]
+    ts = P[1, i]
+    d = P[3, i]
+    fl = P[4, i]
+    plen = P[7, i]
+    po = P[8, i]
+    if fl & (SYN_ | RST_):
+        return 2
+    src = D0 + d * DN
+    dst = D0 + (1 - d) * DN
+    # -- checks: is this packet simple for this session? ---------------------------
+    newack = False
+    a_ = 0
+    if fl & ACK_ and S[s, dst + STARTED]:
+        a_ = unwrap(P[6, i], S[s, dst + NXT])
+        if S[s, src + HASACK] == 0 or a_ > S[s, src + MAXACK]:
+            newack = True
+            if a_ > S[s, dst + NXT] + S[s, dst + FIN]:
+                return 2           # acknowledges bytes never seen: a capture gap
+    cd = S[s, CDIR]
+    start = 0
+    if plen:
+        if P[9, i] != plen or S[s, src + STARTED] == 0 or fl & FIN_:
+            return 2
+        start = unwrap(P[5, i], S[s, src + NXT])
+        if start != S[s, src + NXT]:
+            return 2               # a hole, a retransmission or reordering
+        if S[s, PROBE] and d != cd and S[s, D0 + cd * DN + BYTES] == 0:
+            return 2               # the server's first bytes decide the parser
+        if S[s, TDIR] >= 0 and S[s, TDIR] != d and S[s, TPUSHED] == 0:
+            return 2               # an unpushed turn ends: the reference records it
+    elif fl & FIN_ and S[s, src + FIN] == 0:
+        if S[s, dst + FIN]:
+            return 2               # the session closes
+        if S[s, TDIR] >= 0 and S[s, TPUSHED] == 0:
+            return 2
+    # -- apply ---------------------------------------------------------------------
+    S[s, LAST_FRAME] = frame
+    S[s, END] = ts
+    S[s, DIRTY] = 1
+    if fl & ACK_ and S[s, dst + STARTED]:
+        if newack:
+            S[s, src + HASACK] = 1
+            S[s, src + MAXACK] = a_
+        if S[s, HS_ACK] == 0 and d == cd and S[s, SYNACK]:
+            S[s, HS_ACK] = 1
+    status = 0
+    if plen:
+        psh = (fl & PSH_) != 0
+        S[s, src + DSEG] += 1
+        if psh:
+            S[s, src + PSEG] += 1
+        end = start + plen
+        if plen > S[s, src + MAXSEG]:
+            S[s, src + MAXSEG] = plen
+        mss = S[s, dst + MSS]
+        if mss and plen > mss:
+            S[s, src + OVERS] += 1
+        S[s, src + NXT] = end
+        # delivery: the conflict window's ring, then the parser
+        n = plen
+        off = po
+        if n > WINDOW_KEEP:
+            off += n - WINDOW_KEEP
+            n = WINDOW_KEEP
+        wp = S[s, src + WPOS]
+        first = min(n, WINDOW_KEEP - wp)
+        W[s, d, wp:wp + first] = a[off:off + first]
+        if n > first:
+            W[s, d, 0:n - first] = a[off + first:off + n]
+        S[s, src + WPOS] = (wp + n) % WINDOW_KEEP
+        S[s, src + WLEN] = min(S[s, src + WLEN] + plen, WINDOW_KEEP)
+        app = S[s, APP]
+        if app == APP_LINE:
+            status = 1
+        elif app == APP_BODY:
+            skip = False
+            if d == cd and plen >= 4 and not has_end(a, po, po + plen):
+                # CRLF.CRLF across the boundary: the tail before, 4 bytes after
+                tb = np.empty(8, np.uint8)
+                tn = S[s, TAILN]
+                tail = S[s, TAIL]
+                for k in range(tn):
+                    tb[k] = (tail >> (8 * (tn - 1 - k))) & 255
+                for k in range(4):
+                    tb[tn + k] = a[po + k]
+                skip = not has_end(tb, 0, tn + 4)
+            if skip:
+                S[s, BADD] += plen
+                S[s, BFRAME] = frame
+                S[s, BPUSHED] = psh
+                S[s, BTS] = ts
+                S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
+                    (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
+                S[s, TAILN] = 4
+                S[s, SK] = 1
+                S[s, LFRAME] = frame
+                S[s, LPUSHED] = psh
+                S[s, LTS] = ts
+            else:
+                status = 1
+        elif app == APP_CHUNK:
+            if d == cd and plen < S[s, CLEFT]:
+                S[s, CLEFT] -= plen
+                S[s, BADD] += plen
+                S[s, SK] = 1
+                S[s, LFRAME] = frame
+                S[s, LPUSHED] = psh
+                S[s, LTS] = ts
+            else:
+                status = 1
+        if psh and end > S[s, src + LPE]:
+            S[s, src + LPE] = end
+        S[s, src + BYTES] += plen
+        # turns
+        if S[s, TDIR] != d:
+            S[s, TDIR] = d
+            S[s, TSTART] = start
+            S[s, TBYTES] = 0
+            S[s, TFTS] = ts
+            S[s, TFFRAME] = frame
+            S[s, TPUSHED] = 0
+            S[s, TUBYTES] = 0
+            S[s, TUTS] = 0
+            S[s, TUCOUNT] = 0
+            S[s, TNF] = 0
+            S[s, src + TURNS] += 1
+        S[s, TBYTES] += plen
+        S[s, TLFRAME] = frame
+        if S[s, src + LPE] >= end:
+            S[s, TPUSHED] = 1
+            S[s, TUBYTES] = 0
+        else:
+            if S[s, TUBYTES] == 0:
+                S[s, TUTS] = ts
+                S[s, TNF] = 0
+                S[s, TUCOUNT] = 0
+            S[s, TPUSHED] = 0
+            S[s, TUBYTES] = end - max(S[s, src + LPE], S[s, TSTART])
+            S[s, TUCOUNT] += 1
+            if S[s, TNF] < UF.shape[1]:
+                UF[s, S[s, TNF]] = frame
+                S[s, TNF] += 1
+    if fl & FIN_ and S[s, src + FIN] == 0:
+        S[s, src + FIN] = 1
+        S[s, TDIR] = -1               # a pushed turn ends quietly
+    return status
+
+
+@njit(cache=True, nogil=True)
+def kernel(S, UF, W, P, a, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
+    """One round over ``todo``: returns (left over, slow, records) counts."""
+    blk[:] = 0
+    no = 0
+    ns = 0
+    nr = 0
+    for t in range(nt):
+        i = todo[t]
+        f = P[2, i]
+        if blk[f]:
+            out[no] = i
+            no += 1
+            continue
+        s = fslot[f]
+        if s < 0:                     # no row: the reference code takes the packet
+            if s == -1:               # (-2: and the flow's other packets this batch)
+                blk[f] = 1
+            slow[ns] = i
+            ns += 1
+            continue
+        st = step(S, UF, W, P, a, s, i)
+        if st == 2:
+            blk[f] = 1
+            slow[ns] = i
+            ns += 1
+        elif st == 1:
+            blk[f] = 1
+            rec[nr] = i
+            nr += 1
+    return no, ns, nr
