@@ -188,12 +188,8 @@ class SmtpDialogue:
             self._auth_continue = False   # an AUTH response line, not a command
             return
         verb = _verb(line)
-        cmd = Command(verb, frame, pushed, ts)
-        self.commands.append(cmd)
-        self._pending.append(cmd)
-        if verb == "DATA":
-            self.state = ClientState.AWAIT_DATA_GO
-        elif verb == "BDAT":
+        self.add_command(verb, frame, pushed, ts)
+        if verb == "BDAT":
             parts = line.split()
             size = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
             if size < 0:
@@ -204,6 +200,15 @@ class SmtpDialogue:
             self.state = ClientState.CHUNK
             if size == 0:
                 self._chunk_done()
+
+    def add_command(self, verb: str, frame: int, pushed: bool, ts: int) -> None:
+        """A command line was read (its verb); the fast lane calls this for lines it
+        split and read itself."""
+        cmd = Command(verb, frame, pushed, ts)
+        self.commands.append(cmd)
+        self._pending.append(cmd)
+        if verb == "DATA":
+            self.state = ClientState.AWAIT_DATA_GO
 
     def _chunk_done(self) -> None:
         self.state = ClientState.COMMAND

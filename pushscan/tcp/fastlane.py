@@ -24,17 +24,19 @@ import numpy as np
 from ..model import ACK, PSH, SYN, SegmentBatch
 from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
-from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, BADD, BYTES, CLEFT, D0,
-                     DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME, LPE, MAXACK, MAXSEG,
-                     MAX_ROWS, NF, NXT, OVERS, PROBE, PSEG, SK, TAIL, TAILN, TBYTES, TDIR,
-                     TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS,
-                     TUTS, WINDOW_KEEP, WLEN, WPOS)
+from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
+                     BYTES, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME,
+                     LPE, MAXACK, MAXLINE, MAXSEG, MAX_ROWS, NF, NPEND, NXT, OVERS,
+                     PENDING_KEPT, PHEAD, PROBE, PSEG, SK, ST, ST_AWAIT, ST_BODY, ST_COMMAND,
+                     TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART,
+                     TUBYTES, TUCOUNT, TURNS, TUTS, VERB_BODY, WINDOW_KEEP, WLEN, WPOS)
 from .session import FRAMES_KEPT, Session, Turn
 
 if TYPE_CHECKING:
     from .tracker import Tracker
 
 ROUND = 2048               # packets added to each kernel round
+EVENTS = 1 << 16           # SMTP commands and replies the kernel may read per round
 
 def available() -> bool:
     try:
@@ -63,6 +65,11 @@ class FastLane:
         self.S = np.zeros((capacity, NF), dtype=np.int64)
         self.UF = np.zeros((capacity, FRAMES_KEPT), dtype=np.int64)
         self.W = np.zeros((capacity, 2, WINDOW_KEEP), dtype=np.uint8)
+        self.PF = np.zeros((capacity, PENDING_KEPT), dtype=np.int64)   # commands awaiting replies
+        self.EV = np.zeros((EVENTS, 6), dtype=np.int64)    # (kind, row, verb/code, frame, ts, psh)
+        self.ne = np.zeros(1, dtype=np.int64)
+        self._codes: dict[str, int] = {"DATA body": VERB_BODY}
+        self._verbs: dict[int, str] = {VERB_BODY: "DATA body"}
         self.owner: list[Optional[Session]] = [None] * capacity
         self.free = list(range(capacity - 1, -1, -1))
         self.created: Optional[list[Session]] = None   # sessions made in the current batch
@@ -78,6 +85,7 @@ class FastLane:
             return False
         self.S = np.concatenate([self.S, np.zeros((cap, NF), dtype=np.int64)])
         self.UF = np.concatenate([self.UF, np.zeros((cap, FRAMES_KEPT), dtype=np.int64)])
+        self.PF = np.concatenate([self.PF, np.zeros((cap, PENDING_KEPT), dtype=np.int64)])
         W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
         used = [r for r, o in enumerate(self.owner) if o is not None]
         W[used] = self.W[used]
@@ -144,7 +152,7 @@ class FastLane:
                     t.last_frame, t.unpushed_bytes, t.unpushed_ts, t.unpushed_count, nf]
             if nf:
                 self.UF[r, :nf] = t.unpushed_frames
-        row += [0] * 11
+        row += [0] * (D0 - len(row))     # parser fields: set by _app_state
         S = self.S
         for d, dd in enumerate(s.dirs):
             b = D0 + d * DN
@@ -158,26 +166,66 @@ class FastLane:
         self._app_state(s, r)
         return r
 
+    _ST = {ClientState.COMMAND: ST_COMMAND, ClientState.AWAIT_DATA_GO: ST_AWAIT,
+           ClientState.BODY: ST_BODY}
+
     def _app_state(self, s: Session, r: int) -> None:
+        """Tell the kernel what the session's parser expects (after it changed)."""
         S = self.S
-        app = s.app
+        app: Any = s.app
         S[r, PROBE] = int(app is None and not s.app_probed)
-        if app is None or app.tls:   # type: ignore[attr-defined]
+        if app is None or app.tls:
             S[r, APP] = APP_NONE
             return
-        st = app.state               # type: ignore[attr-defined]
+        st = app.state
+        S[r, BFRAME] = -1                 # no body segment counted yet
         if st is ClientState.BODY:
-            S[r, APP] = APP_BODY
-            S[r, TAIL] = _pack_tail(app._tail)   # type: ignore[attr-defined]
-            S[r, TAILN] = len(app._tail)         # type: ignore[attr-defined]
-        elif st is ClientState.CHUNK:
+            S[r, TAIL] = _pack_tail(app._tail)
+            S[r, TAILN] = len(app._tail)
+        if st is ClientState.CHUNK:
             S[r, APP] = APP_CHUNK
-            S[r, CLEFT] = app._chunk_left        # type: ignore[attr-defined]
-        else:
-            S[r, APP] = APP_LINE
+            S[r, CLEFT] = app._chunk_left
+            return
+        pending = app._pending
+        if (app._cbuf or app._sbuf or app._auth_continue or app._body_gap
+                or len(pending) > PENDING_KEPT):
+            S[r, APP] = APP_BODY if st is ClientState.BODY else APP_LINE
+            return
+        codes = self._codes
+        PF = self.PF
+        for k, cmd in enumerate(pending):
+            code = codes.get(cmd.verb)
+            if code is None:
+                S[r, APP] = APP_BODY if st is ClientState.BODY else APP_LINE
+                return
+            PF[r, k] = code
+        S[r, APP] = APP_SMTP
+        S[r, ST] = self._ST[st]
+        S[r, NPEND] = len(pending)
+        S[r, PHEAD] = 0
+        S[r, MAXLINE] = app.max_line
+
+    def _verb(self, code: int) -> str:
+        verb = self._verbs.get(code)
+        if verb is None:
+            verb = self._verbs[code] = code.to_bytes(8, "big").lstrip(b"\0").decode("ascii")
+            self._codes[verb] = code
+        return verb
+
+    def _replay(self, ne: int) -> None:
+        """Hand the parsers the commands and replies the kernel read, in order."""
+        owner = self.owner
+        verb = self._verb
+        for kind, r, code, frame, ts, psh in self.EV[:ne].tolist():
+            app: Any = owner[r].app   # type: ignore[union-attr]
+            if kind == 1:
+                app.add_command(verb(code), frame, bool(psh), ts)
+            else:
+                app._reply(code, frame, ts)
 
     def _skips(self, s: Session, r: int) -> None:
-        """Give the parser what the kernel did for it: body bytes it counted."""
+        """Give the parser what the kernel did for it: body bytes it counted, its last
+        segment."""
         S = self.S
         if not S[r, SK]:
             return
@@ -186,13 +234,16 @@ class FastLane:
         _sk, badd, bframe, bpushed, bts, lframe, lpushed, lts, tail, tailn, cleft = vals
         app.body_bytes += badd
         app._last_frame, app._last_pushed, app._last_ts = lframe, bool(lpushed), lts
-        if app.state is ClientState.BODY:
-            app._body_frame, app._body_pushed, app._body_ts = bframe, bool(bpushed), bts
+        st = app.state
+        if st is ClientState.BODY:
+            if bframe >= 0:
+                app._body_frame, app._body_pushed, app._body_ts = bframe, bool(bpushed), bts
             app._tail = tail.to_bytes(tailn, "big") if tailn else b""
-        else:
+        elif st is ClientState.CHUNK:
             app._chunk_left = cleft
         S[r, SK] = 0
         S[r, BADD] = 0
+        S[r, BFRAME] = -1
 
     def sync(self, s: Session) -> None:
         """Copy what the kernel changed back into the session's objects."""
@@ -293,8 +344,11 @@ class FastLane:
                 todo = np.concatenate([left, np.arange(pos, hi, dtype=np.int64)]) if len(left) \
                     else np.arange(pos, hi, dtype=np.int64)
                 pos = hi
-                no, ns, nr = self.kernel(self.S, self.UF, self.W, P, a, fslot, todo, len(todo),
-                                         out, slow, rec, blk)
+                self.ne[0] = 0
+                no, ns, nr = self.kernel(self.S, self.UF, self.W, self.PF, self.EV, self.ne, P, a,
+                                         fslot, todo, len(todo), out, slow, rec, blk)
+                if self.ne[0]:
+                    self._replay(int(self.ne[0]))
                 for i in rec[:nr].tolist():
                     self._record(P, i, fslot, data)
                 for i in slow[:ns].tolist():

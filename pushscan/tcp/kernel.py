@@ -6,12 +6,13 @@ state layout and the contract). Column numbers are module constants, compiled in
 import numpy as np
 from numba import njit
 
-from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, BADD, BFRAME, BPUSHED, BTS, BYTES,
-                     CDIR, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME,
-                     LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXSEG, MSS, NXT, OVERS, PROBE, PSEG,
-                     SK, STARTED, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME,
-                     TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, WINDOW_KEEP, WLEN,
-                     WPOS)
+from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
+                     BPUSHED, BTS, BYTES, CDIR, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK,
+                     HS_ACK, LAST_FRAME, LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXLINE, MAXSEG,
+                     MSS, NPEND, NXT, OVERS, PHEAD, PROBE, PSEG, SK, ST, STARTED, ST_AWAIT,
+                     ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS,
+                     TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_AUTH,
+                     VERB_BDAT, VERB_DATA, VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
 
 FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
 MASK, HALF = (1 << 32) - 1, 1 << 31
@@ -42,7 +43,141 @@ def has_end(a, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def step(S, UF, W, P, a, s, i):  # pragma: no cover - compiled
+def body_skip(S, a, s, po, plen):  # pragma: no cover - compiled
+    """A body segment with no CRLF.CRLF in it nor across its start: count it (True).
+    Otherwise the reference parser must see it (False, nothing changed)."""
+    if plen < 4 or has_end(a, po, po + plen):
+        return False
+    tb = np.empty(8, np.uint8)
+    tn = S[s, TAILN]
+    tail = S[s, TAIL]
+    for k in range(tn):
+        tb[k] = (tail >> (8 * (tn - 1 - k))) & 255
+    for k in range(4):
+        tb[tn + k] = a[po + k]
+    if has_end(tb, 0, tn + 4):
+        return False
+    S[s, BADD] += plen
+    S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
+        (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
+    S[s, TAILN] = 4
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _space(c):  # pragma: no cover - compiled
+    return c == 32 or (9 <= c <= 13)
+
+
+@njit(cache=True, nogil=True)
+def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
+    """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
+    (verb) and final replies become events EV[ne:], the row's state follows. Returns the
+    new event count, or -1 when the segment needs the reference parser (a partial or
+    over-long line, a malformed reply, BDAT, AUTH or STARTTLS replies, a long verb, a full
+    queue): then nothing was changed."""
+    if a[hi - 1] != 10:
+        return -1
+    st = S[s, ST]
+    npend = S[s, NPEND]
+    head = S[s, PHEAD]
+    q = PF.shape[1]
+    maxline = S[s, MAXLINE]
+    k = ne
+    pos = lo
+    while pos < hi:
+        nl = pos
+        while a[nl] != 10:
+            nl += 1
+        if nl - pos > maxline or k >= EV.shape[0]:
+            return -1
+        e = nl
+        while e > pos and a[e - 1] == 13:
+            e -= 1
+        if client:
+            if st != ST_COMMAND:
+                return -1
+            i = pos
+            while i < e and _space(a[i]):
+                i += 1
+            j = i
+            while j < e and not _space(a[j]) and a[j] != 58:
+                j += 1
+            n = j - i
+            code = VERB_UNKNOWN
+            if 0 < n <= 12:
+                alpha = True
+                v = np.int64(0)
+                for x in range(i, j):
+                    c = a[x]
+                    if 97 <= c <= 122:
+                        c -= 32
+                    if not 65 <= c <= 90:
+                        alpha = False
+                        break
+                    v = (v << 8) | c
+                if alpha:
+                    if n > 8:
+                        return -1
+                    code = v
+            if code == VERB_BDAT or npend >= q:
+                return -1
+            PF[s, (head + npend) % q] = code
+            npend += 1
+            EV[k, 0] = 1
+            EV[k, 1] = s
+            EV[k, 2] = code
+            EV[k, 3] = frame
+            EV[k, 4] = ts
+            EV[k, 5] = psh
+            k += 1
+            if code == VERB_DATA:
+                st = ST_AWAIT
+        else:
+            if e - pos < 3:
+                return -1
+            code = 0
+            for x in range(pos, pos + 3):
+                if not 48 <= a[x] <= 57:
+                    return -1
+                code = code * 10 + (a[x] - 48)
+            if e - pos > 3:
+                if a[pos + 3] == 45:      # "250-": a continuation line
+                    pos = nl + 1
+                    continue
+                if a[pos + 3] != 32:
+                    return -1
+            if npend:
+                front = PF[s, head]
+                if front == VERB_AUTH or front == VERB_STARTTLS:
+                    return -1
+                head = (head + 1) % q
+                npend -= 1
+                if front == VERB_DATA:
+                    if code == 354:
+                        if st == ST_AWAIT:
+                            st = ST_BODY
+                    elif st == ST_AWAIT:
+                        st = ST_COMMAND
+            EV[k, 0] = 2
+            EV[k, 1] = s
+            EV[k, 2] = code
+            EV[k, 3] = frame
+            EV[k, 4] = ts
+            EV[k, 5] = 0
+            k += 1
+        pos = nl + 1
+    if st == ST_BODY and S[s, ST] != ST_BODY:
+        S[s, TAIL] = 0x0D0A               # a body starts after CRLF
+        S[s, TAILN] = 2
+    S[s, ST] = st
+    S[s, NPEND] = npend
+    S[s, PHEAD] = head
+    return k
+
+
+@njit(cache=True, nogil=True)
+def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
     changed)."""
@@ -121,42 +256,30 @@ def step(S, UF, W, P, a, s, i):  # pragma: no cover - compiled
         app = S[s, APP]
         if app == APP_LINE:
             status = 1
-        elif app == APP_BODY:
-            skip = False
-            if d == cd and plen >= 4 and not has_end(a, po, po + plen):
-                # CRLF.CRLF across the boundary: the tail before, 4 bytes after
-                tb = np.empty(8, np.uint8)
-                tn = S[s, TAILN]
-                tail = S[s, TAIL]
-                for k in range(tn):
-                    tb[k] = (tail >> (8 * (tn - 1 - k))) & 255
-                for k in range(4):
-                    tb[tn + k] = a[po + k]
-                skip = not has_end(tb, 0, tn + 4)
-            if skip:
-                S[s, BADD] += plen
-                S[s, BFRAME] = frame
-                S[s, BPUSHED] = psh
-                S[s, BTS] = ts
-                S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
-                    (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
-                S[s, TAILN] = 4
-                S[s, SK] = 1
-                S[s, LFRAME] = frame
-                S[s, LPUSHED] = psh
-                S[s, LTS] = ts
-            else:
+        elif app == APP_BODY or (app == APP_SMTP and d == cd and S[s, ST] == ST_BODY):
+            if not (d == cd and body_skip(S, a, s, po, plen)):
                 status = 1
+        elif app == APP_SMTP:
+            k = smtp_lines(S, PF, EV, ne[0], a, s, frame, ts, psh, po, po + plen, d == cd)
+            if k < 0:
+                status = 1
+            else:
+                ne[0] = k
         elif app == APP_CHUNK:
             if d == cd and plen < S[s, CLEFT]:
                 S[s, CLEFT] -= plen
                 S[s, BADD] += plen
-                S[s, SK] = 1
-                S[s, LFRAME] = frame
-                S[s, LPUSHED] = psh
-                S[s, LTS] = ts
             else:
                 status = 1
+        if app != APP_NONE and app != APP_LINE and status == 0:
+            S[s, SK] = 1                  # the parser's "last segment", given at sync
+            S[s, LFRAME] = frame
+            S[s, LPUSHED] = psh
+            S[s, LTS] = ts
+            if S[s, APP] == APP_BODY or (app == APP_SMTP and S[s, ST] == ST_BODY and d == cd):
+                S[s, BFRAME] = frame
+                S[s, BPUSHED] = psh
+                S[s, BTS] = ts
         if psh and end > S[s, src + LPE]:
             S[s, src + LPE] = end
         S[s, src + BYTES] += plen
@@ -196,7 +319,7 @@ def step(S, UF, W, P, a, s, i):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def kernel(S, UF, W, P, a, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
+def kernel(S, UF, W, PF, EV, ne, P, a, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
     """One round over ``todo``: returns (left over, slow, records) counts."""
     blk[:] = 0
     no = 0
@@ -216,7 +339,7 @@ def kernel(S, UF, W, P, a, fslot, todo, nt, out, slow, rec, blk):  # pragma: no 
             slow[ns] = i
             ns += 1
             continue
-        st = step(S, UF, W, P, a, s, i)
+        st = step(S, UF, W, PF, EV, ne, P, a, s, i)
         if st == 2:
             blk[f] = 1
             slow[ns] = i

@@ -11,13 +11,31 @@ MAX_ROWS = 4096            # past this many rows, further sessions stay with the
 # Session columns of the state array.
 (MODE, CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
  TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
- SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT) = range(31)
-D0 = 31
+ SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
+ ST, NPEND, PHEAD, MAXLINE) = range(35)
+D0 = 35
 # Direction columns, at D0 + d * DN.
 (STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
  WLEN, WPOS, _SPARE) = range(16)
 DN = 16
 NF = D0 + 2 * DN
 
-# APP values: what the kernel does with a session's in-order payload.
-APP_NONE, APP_LINE, APP_BODY, APP_CHUNK = 0, 1, 2, 3
+# APP values: what the kernel does with a session's in-order payload: nothing (no parser,
+# or TLS), hand every segment to the reference parser, count body or BDAT bytes and hand
+# the rest over, or read SMTP lines itself (ST: the client's state).
+APP_NONE, APP_LINE, APP_BODY, APP_CHUNK, APP_SMTP = 0, 1, 2, 3, 4
+ST_COMMAND, ST_AWAIT, ST_BODY = 0, 1, 2
+PENDING_KEPT = 16          # commands awaiting replies the kernel can follow
+
+
+def verb_code(verb: str) -> int:
+    """A verb of up to 8 letters as the kernel packs it (big-endian ASCII)."""
+    return int.from_bytes(verb.encode("ascii"), "big")
+
+
+VERB_UNKNOWN = verb_code("UNKNOWN")
+VERB_DATA = verb_code("DATA")
+VERB_BDAT = verb_code("BDAT")
+VERB_AUTH = verb_code("AUTH")
+VERB_STARTTLS = verb_code("STARTTLS")
+VERB_BODY = -1             # the "DATA body" pseudo-command
