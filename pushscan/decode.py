@@ -232,7 +232,7 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
                np.where(gt, sp, dp).astype(np.uint64))
     rows, inv = _factorize(keycols)
 
-    cols = np.empty((10, len(sel)), dtype=np.int64)
+    cols = np.zeros((11, len(sel)), dtype=np.int64)
     cols[0] = sel + (frame0 + 1)
     cols[1] = raw.ts[sel]
     cols[2] = inv.ravel()
@@ -250,6 +250,7 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
         mss = mss_option(raw.data, int(t4[k]) + 20, min(int(t4[k] + do[k]), int(end[sel][k])))
         if mss:
             batch.mss[k] = mss
+            cols[10, k] = mss
     return batch
 
 

@@ -64,8 +64,9 @@ class SegmentBatch:
     ``mss`` maps a segment index to the MSS option it carried (SYNs only).
 
     The native decoder fills ``cols`` instead of the lists: one int64 array with a row
-    per column in the order of ``COLUMNS`` (no per-packet Python objects); ``columns()``
-    gives the lists either way.
+    per column in the order of ``COLUMNS`` and an eleventh row holding each segment's
+    MSS option or 0 (no per-packet Python objects); ``columns()`` gives the lists either
+    way.
     """
 
     COLUMNS = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len")
@@ -84,7 +85,7 @@ class SegmentBatch:
     flows: list[FlowKey] = field(default_factory=list)
     mss: dict[int, int] = field(default_factory=dict)
     icmp: list[IcmpError] = field(default_factory=list)
-    cols: Optional[Any] = None     # numpy int64 array, shape (10, n), rows as COLUMNS
+    cols: Optional[Any] = None     # numpy int64 array, shape (11, n): COLUMNS, then MSS
 
     def __len__(self) -> int:
         return len(self.frame) if self.cols is None else int(self.cols.shape[1])
@@ -92,7 +93,7 @@ class SegmentBatch:
     def columns(self) -> list[list[int]]:
         """The ten columns as lists of Python ints, in the order of ``COLUMNS``."""
         if self.cols is not None:
-            return self.cols.tolist()
+            return self.cols[:10].tolist()
         return [self.frame, self.ts, self.flow, self.dir, self.flags, self.seq, self.ack,
                 self.plen, self.pay_off, self.pay_len]
 

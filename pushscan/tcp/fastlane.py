@@ -25,11 +25,12 @@ from ..model import ACK, PSH, SYN, SegmentBatch
 from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
 from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BYTES, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK, HS_ACK, LAST_FRAME,
-                     LPE, MAXACK, MAXLINE, MAXSEG, MAX_ROWS, NF, NPEND, NXT, OVERS,
-                     PENDING_KEPT, PHEAD, PROBE, PSEG, SK, ST, ST_AWAIT, ST_BODY, ST_COMMAND,
-                     TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART,
-                     TUBYTES, TUCOUNT, TURNS, TUTS, VERB_BODY, WINDOW_KEEP, WLEN, WPOS)
+                     BYTES, CLEFT, CLOSED, D0, DIRTY, DN, DSEG, DSTART, END, FIN, HASACK,
+                     HASISN, HS_ACK, ISN, LAST_FRAME, LPE, MAXACK, MAXLINE, MAXSEG, MAX_ROWS,
+                     MSS, NF, NPEND, NXT, OVERS, PENDING_KEPT, PHEAD, PROBE, PSEG, SACOUNT, SK,
+                     ST, STARTED, ST_AWAIT, ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES,
+                     TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT,
+                     TURNS, TUTS, VERB_BODY, WINDOW_KEEP, WLEN, WPOS)
 from .session import FRAMES_KEPT, Session, Turn
 
 if TYPE_CHECKING:
@@ -153,13 +154,15 @@ class FastLane:
             if nf:
                 self.UF[r, :nf] = t.unpushed_frames
         row += [0] * (D0 - len(row))     # parser fields: set by _app_state
+        row[SACOUNT] = s.synack_count
         S = self.S
         for d, dd in enumerate(s.dirs):
             b = D0 + d * DN
             row += [int(dd.started), dd.nxt, dd.last_push_end, dd.data_segments, dd.psh_segments,
                     dd.bytes, dd.max_segment, dd.oversize, int(dd.max_ack is not None),
                     dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns,
-                    S[r, b + WLEN], S[r, b + WPOS], 0]
+                    S[r, b + WLEN], S[r, b + WPOS], int(dd.isn is not None), dd.isn or 0,
+                    dd.data_start]
         S[r] = row
         if not ring_current:
             self._ring_in(s)
@@ -217,11 +220,13 @@ class FastLane:
         owner = self.owner
         verb = self._verb
         for kind, r, code, frame, ts, psh in self.EV[:ne].tolist():
-            app: Any = owner[r].app   # type: ignore[union-attr]
+            app: Any = owner[r].app   # type: ignore[union-attr]  (kind 3: a close)
             if kind == 1:
                 app.add_command(verb(code), frame, bool(psh), ts)
-            else:
+            elif kind == 2:
                 app._reply(code, frame, ts)
+            else:
+                self.t._closing(owner[r], ts, frame)   # type: ignore[arg-type]
 
     def _skips(self, s: Session, r: int) -> None:
         """Give the parser what the kernel did for it: body bytes it counted, its last
@@ -255,6 +260,8 @@ class FastLane:
         s.last_frame = row[LAST_FRAME]
         s.end = row[END]
         s.hs_ack = bool(row[HS_ACK])
+        s.synack_seen = bool(row[SYNACK])
+        s.synack_count = row[SACOUNT]
         if row[TDIR] < 0:
             s.turn = None
         else:
@@ -279,6 +286,11 @@ class FastLane:
                 dd.max_ack = row[b + MAXACK]
             dd.fin = bool(row[b + FIN])
             dd.turns = row[b + TURNS]
+            dd.mss = row[b + MSS]
+            dd.started = bool(row[b + STARTED])
+            dd.data_start = row[b + DSTART]
+            if row[b + HASISN]:
+                dd.isn = row[b + ISN]
         if s.app is not None:
             self._skips(s, r)
         S[r, DIRTY] = 0
@@ -354,6 +366,8 @@ class FastLane:
                 for i in slow[:ns].tolist():
                     self._slow(batch, P, i, fslot, current, file_index)
                 left = out[:no].copy()
+            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():
+                self.release(self.owner[r])   # type: ignore[arg-type]  (closed: rows are few)
         finally:
             t.on_end = on_end
             created, self.created = self.created, None
@@ -364,7 +378,7 @@ class FastLane:
         self.batches += 1
 
     def _record(self, P: np.ndarray, i: int, fslot: np.ndarray, data: bytes) -> None:
-        frame, ts, fi, d, fl, _seq, _ack, plen, po, _pl = P[:, i].tolist()
+        frame, ts, fi, d, fl, _seq, _ack, plen, po, _pl = P[:10, i].tolist()
         r = int(fslot[fi])
         s = self.owner[r]
         app: Any = s.app  # type: ignore[union-attr]
@@ -392,7 +406,7 @@ class FastLane:
         it for the rest of the batch, so that one odd session cannot multiply the
         kernel's rounds."""
         t = self.t
-        frame, ts, fi, d, fl, seq, ack, plen, po, pl = P[:, i].tolist()
+        frame, ts, fi, d, fl, seq, ack, plen, po, pl = P[:10, i].tolist()
         s = current[fi]
         ring_current = False
         if s is not None and s.slot >= 0:

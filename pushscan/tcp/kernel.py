@@ -7,12 +7,13 @@ import numpy as np
 from numba import njit
 
 from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BPUSHED, BTS, BYTES, CDIR, CLEFT, D0, DIRTY, DN, DSEG, END, FIN, HASACK,
-                     HS_ACK, LAST_FRAME, LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXLINE, MAXSEG,
-                     MSS, NPEND, NXT, OVERS, PHEAD, PROBE, PSEG, SK, ST, STARTED, ST_AWAIT,
-                     ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS,
-                     TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_AUTH,
-                     VERB_BDAT, VERB_DATA, VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
+                     BPUSHED, BTS, BYTES, CDIR, CLEFT, CLOSED, D0, DIRTY, DN, DSEG, DSTART, END,
+                     FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME, LFRAME, LPE, LPUSHED, LTS,
+                     MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS, PHEAD, PROBE, PSEG,
+                     SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY, ST_COMMAND, SYNACK, TAIL,
+                     TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES,
+                     TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT, VERB_DATA, VERB_STARTTLS,
+                     VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
 
 FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
 MASK, HALF = (1 << 32) - 1, 1 << 31
@@ -187,8 +188,10 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
     fl = P[4, i]
     plen = P[7, i]
     po = P[8, i]
-    if fl & (SYN_ | RST_):
+    if fl & RST_:
         return 2
+    if fl & SYN_ and (not fl & ACK_ or fl & FIN_ or plen or S[s, CLOSED]):
+        return 2                   # a SYN may start a new session: the reference decides
     src = D0 + d * DN
     dst = D0 + (1 - d) * DN
     # -- checks: is this packet simple for this session? ---------------------------
@@ -213,14 +216,27 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
         if S[s, TDIR] >= 0 and S[s, TDIR] != d and S[s, TPUSHED] == 0:
             return 2               # an unpushed turn ends: the reference records it
     elif fl & FIN_ and S[s, src + FIN] == 0:
-        if S[s, dst + FIN]:
-            return 2               # the session closes
         if S[s, TDIR] >= 0 and S[s, TPUSHED] == 0:
+            return 2
+        if S[s, dst + FIN] and ne[0] >= EV.shape[0]:
             return 2
     # -- apply ---------------------------------------------------------------------
     S[s, LAST_FRAME] = frame
     S[s, END] = ts
     S[s, DIRTY] = 1
+    if fl & SYN_:                  # the SYN-ACK (tracker._syn)
+        if P[10, i]:
+            S[s, src + MSS] = P[10, i]
+        S[s, SYNACK] = 1
+        S[s, SACOUNT] += 1
+        if S[s, src + HASISN] == 0:
+            S[s, src + HASISN] = 1
+            S[s, src + ISN] = P[5, i]
+            if S[s, src + STARTED] == 0:
+                S[s, src + STARTED] = 1
+                S[s, src + NXT] = P[5, i] + 1
+                S[s, src + LPE] = P[5, i] + 1
+                S[s, src + DSTART] = P[5, i] + 1
     if fl & ACK_ and S[s, dst + STARTED]:
         if newack:
             S[s, src + HASACK] = 1
@@ -315,6 +331,19 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
     if fl & FIN_ and S[s, src + FIN] == 0:
         S[s, src + FIN] = 1
         S[s, TDIR] = -1               # a pushed turn ends quietly
+        if S[s, dst + FIN]:           # both FINs: closed (tracker._closing, at replay)
+            S[s, CLOSED] = 1
+            for x in range(2):
+                S[s, D0 + x * DN + WLEN] = 0
+                S[s, D0 + x * DN + WPOS] = 0
+            k = ne[0]
+            EV[k, 0] = 3
+            EV[k, 1] = s
+            EV[k, 2] = 0
+            EV[k, 3] = frame
+            EV[k, 4] = ts
+            EV[k, 5] = 0
+            ne[0] = k + 1
     return status
 
 

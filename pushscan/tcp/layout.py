@@ -12,12 +12,12 @@ MAX_ROWS = 4096            # past this many rows, further sessions stay with the
 (MODE, CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
  TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
  SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
- ST, NPEND, PHEAD, MAXLINE) = range(35)
-D0 = 35
+ ST, NPEND, PHEAD, MAXLINE, SACOUNT, CLOSED) = range(37)
+D0 = 37
 # Direction columns, at D0 + d * DN.
 (STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
- WLEN, WPOS, _SPARE) = range(16)
-DN = 16
+ WLEN, WPOS, HASISN, ISN, DSTART) = range(18)
+DN = 18
 NF = D0 + 2 * DN
 
 # APP values: what the kernel does with a session's in-order payload: nothing (no parser,
