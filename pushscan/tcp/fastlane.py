@@ -75,6 +75,7 @@ class FastLane:
         self.free = list(range(capacity - 1, -1, -1))
         self.created: Optional[list[Session]] = None   # sessions made in the current batch
         self.batches = 0               # batches the kernel took
+        self.packets = 0               # packets it applied itself (the rest: reference code)
         tracker.lane = self
 
     # -- rows <-> sessions -------------------------------------------------------------
@@ -296,6 +297,7 @@ class FastLane:
         S[r, DIRTY] = 0
 
     def _free(self, s: Session) -> None:
+        self.S[s.slot, CLOSED] = 0
         self.owner[s.slot] = None
         self.free.append(s.slot)
         s.slot = -1
@@ -365,6 +367,7 @@ class FastLane:
                     self._record(P, i, fslot, data)
                 for i in slow[:ns].tolist():
                     self._slow(batch, P, i, fslot, current, file_index)
+                self.packets += len(todo) - no - ns
                 left = out[:no].copy()
             for r in np.flatnonzero(self.S[:, CLOSED]).tolist():
                 self.release(self.owner[r])   # type: ignore[arg-type]  (closed: rows are few)
