@@ -293,6 +293,7 @@ class Analysis:
         from .tcp import fastlane
         if fastlane.available():
             fastlane.FastLane(tracker)
+            engine.fast = True   # and the compiled decoder
 
     def _run(self) -> dict[str, Any]:
         tracker = _make_tracker(self.opts, self._ended, self.trace_ids)

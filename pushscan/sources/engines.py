@@ -37,6 +37,7 @@ class NativeEngine:
     def __init__(self, raw: BinaryIO, reader: CaptureReader) -> None:
         self.reader = reader
         self.format = reader.format
+        self.fast = False      # compiled decoder (set with the tracker's fast lane)
 
     @property
     def link_types(self) -> dict[int, int]:
@@ -52,7 +53,11 @@ class NativeEngine:
 
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
         for rb in self.reader.batches():
-            yield decode(rb, frame0, stats), len(rb)
+            if self.fast:
+                from ..fastdecode import decode_fast   # numba: for big inputs only
+                yield decode_fast(rb, frame0, stats), len(rb)
+            else:
+                yield decode(rb, frame0, stats), len(rb)
             frame0 += len(rb)
 
 
