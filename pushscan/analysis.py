@@ -20,6 +20,7 @@ from .findings import NS, assess, direction_name, remedy
 from .model import DecodeStats, endpoint_ip
 from .smtp import IMPLICIT_TLS_PORTS, SMTP_PORTS, SmtpDialogue
 from .sources.engines import ENGINES, TSHARK_MISSING, open_engine, open_input, tshark_available
+from .sources.prefetch import prefetch
 from .tcp.session import Session
 from .tcp.tracker import LINGER_NS, Tracker
 
@@ -281,19 +282,36 @@ class Analysis:
                 gc.enable()
 
     FAST_AFTER = 200_000   # packets read before the fast lane (numba) is worth loading
+    FAST_BYTES = 64 << 20  # files at least this big take it from the start
 
-    def _fast_lane(self, tracker: Tracker, engine: Any) -> None:
-        """Attach the compiled fast lane once the input proves big (or if asked)."""
+    def _fast_lane(self, tracker: Tracker, engine: Any, path: str) -> bool:
+        """Attach the compiled fast lane (tracker kernel and decoder) once the input
+        proves big, or if asked; True if the native engine runs compiled now."""
+        if engine.name != "native" or self.trace_ids:
+            return False
+        if tracker.lane is not None:
+            engine.fast = True
+            return True
         fast = self.opts.fast
         if fast is None:
             env = os.environ.get("PUSHSCAN_FASTLANE")
             fast = None if env is None else env not in ("0", "", "no")
-        if fast is False or (fast is None and engine.packets < self.FAST_AFTER):
-            return
+        if fast is None:
+            big = engine.packets >= self.FAST_AFTER
+            if not big and path != "-":
+                try:
+                    big = os.path.getsize(path) >= self.FAST_BYTES
+                except OSError:
+                    big = False
+            fast = big or None
+        if not fast:
+            return False
         from .tcp import fastlane
-        if fastlane.available():
-            fastlane.FastLane(tracker)
-            engine.fast = True   # and the compiled decoder
+        if not fastlane.available():
+            return False
+        fastlane.FastLane(tracker)
+        engine.fast = True
+        return True
 
     def _run(self) -> dict[str, Any]:
         tracker = _make_tracker(self.opts, self._ended, self.trace_ids)
@@ -313,10 +331,14 @@ class Analysis:
             stats = DecodeStats()
             done = 0
             try:
-                for batch, frames in engine.batches(frame0, stats):
+                fast = self._fast_lane(tracker, engine, path)
+                batches = engine.batches(frame0, stats)
+                if fast:   # read and decode ahead on another core
+                    batches = prefetch(batches)
+                for batch, frames in batches:
                     frame0 += frames
-                    if tracker.lane is None and engine.name == "native" and not self.trace_ids:
-                        self._fast_lane(tracker, engine)
+                    if not fast:
+                        fast = self._fast_lane(tracker, engine, path)
                     tracker.feed(batch, index)
                     if self.progress is not None:
                         self.progress(engine.bytes_read - done)

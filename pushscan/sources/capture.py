@@ -156,6 +156,7 @@ class CaptureReader:
         self.bytes_read = 0
         self._last_ts = 0
         self.drops: dict[int, int] = {}   # interface -> packets the kernel dropped (pcapng ISB)
+        self.fast = False                 # compiled scanner from the first packet on
         stream: BinaryIO | _Prefixed | _Gunzip = raw
         magic = _read_full(stream, 4)
         compressed = False
@@ -239,7 +240,7 @@ class CaptureReader:
                 eof = not more
                 buf = buf[pos:] + more if pos < len(buf) else more
                 pos = 0
-            k, end, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets)(
+            k, end, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets, fast=self.fast)(
                 buf, pos, big, limit, BATCH)
             if k:
                 self.packets += k

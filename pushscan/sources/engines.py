@@ -37,7 +37,16 @@ class NativeEngine:
     def __init__(self, raw: BinaryIO, reader: CaptureReader) -> None:
         self.reader = reader
         self.format = reader.format
-        self.fast = False      # compiled decoder (set with the tracker's fast lane)
+        self._fast = False
+
+    @property
+    def fast(self) -> bool:
+        """Compiled scanner and decoder (set with the tracker's fast lane)."""
+        return self._fast
+
+    @fast.setter
+    def fast(self, on: bool) -> None:
+        self._fast = self.reader.fast = on
 
     @property
     def link_types(self) -> dict[int, int]:

@@ -102,8 +102,9 @@ def numba_available() -> bool:
     return True
 
 
-def choose(packets_so_far: int, threshold: int = 200_000) -> Callable[..., Result]:
-    """The scanner for the next chunk: numba once a file has proven large."""
-    if packets_so_far >= threshold and numba_available():
+def choose(packets_so_far: int, threshold: int = 200_000, fast: bool = False) -> Callable[..., Result]:
+    """The scanner for the next chunk: numba once a file has proven large (or is known
+    to be)."""
+    if (fast or packets_so_far >= threshold) and numba_available():
         return scan_pcap_numba
     return scan_pcap_py
