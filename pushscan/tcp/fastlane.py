@@ -183,9 +183,8 @@ class FastLane:
             return
         st = app.state
         S[r, BFRAME] = -1                 # no body segment counted yet
-        if st is ClientState.BODY:
-            S[r, TAIL] = _pack_tail(app._tail)
-            S[r, TAILN] = len(app._tail)
+        S[r, TAIL] = _pack_tail(app._tail)
+        S[r, TAILN] = len(app._tail)
         if st is ClientState.CHUNK:
             S[r, APP] = APP_CHUNK
             S[r, CLEFT] = app._chunk_left
@@ -226,6 +225,9 @@ class FastLane:
                 app.add_command(verb(code), frame, bool(psh), ts)
             elif kind == 2:
                 app._reply(code, frame, ts)
+            elif kind == 4:              # a body ended after ``code`` more bytes
+                app.body_bytes += code
+                app._end_body(frame, bool(psh), ts)
             else:
                 self.t._closing(owner[r], ts, frame)   # type: ignore[arg-type]
 
@@ -240,12 +242,10 @@ class FastLane:
         _sk, badd, bframe, bpushed, bts, lframe, lpushed, lts, tail, tailn, cleft = vals
         app.body_bytes += badd
         app._last_frame, app._last_pushed, app._last_ts = lframe, bool(lpushed), lts
-        st = app.state
-        if st is ClientState.BODY:
-            if bframe >= 0:
-                app._body_frame, app._body_pushed, app._body_ts = bframe, bool(bpushed), bts
-            app._tail = tail.to_bytes(tailn, "big") if tailn else b""
-        elif st is ClientState.CHUNK:
+        if bframe >= 0:   # the latest body segment (skipped or ending a body)
+            app._body_frame, app._body_pushed, app._body_ts = bframe, bool(bpushed), bts
+        app._tail = tail.to_bytes(tailn, "big") if tailn else b""   # always the latest
+        if app.state is ClientState.CHUNK:
             app._chunk_left = cleft
         S[r, SK] = 0
         S[r, BADD] = 0

@@ -12,10 +12,11 @@ from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BAD
                      MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS, PHEAD, PROBE, PSEG,
                      SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY, ST_COMMAND, SYNACK, TAIL,
                      TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES,
-                     TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT, VERB_DATA, VERB_STARTTLS,
-                     VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
+                     TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT, VERB_BODY, VERB_DATA,
+                     VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
 
 FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
+BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
 MASK, HALF = (1 << 32) - 1, 1 << 31
 
 
@@ -178,6 +179,59 @@ def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: 
 
 
 @njit(cache=True, nogil=True)
+def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
+    """A body segment holding CRLF.CRLF (``SmtpDialogue._body_data``): the message ends
+    (event 4: the body bytes it used), then the rest of the segment is read as command
+    lines. Returns the new event count, or -1 (nothing changed) if the reference
+    parser must read it."""
+    tn = S[s, TAILN]
+    tail = S[s, TAIL]
+    n = tn + plen
+    q = PF.shape[1]
+    if ne >= EV.shape[0] or S[s, NPEND] >= q:
+        return -1
+    found = -1
+    for i in range(n - 4):
+        ok = True
+        for j in range(5):
+            x = i + j
+            c = (tail >> (8 * (tn - 1 - x))) & 255 if x < tn else a[po + x - tn]
+            if c != BODY_END[j]:
+                ok = False
+                break
+        if ok:
+            found = i
+            break
+    if found < 0:
+        return -1
+    used = found + 5 - tn
+    saved = (S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED],
+             S[s, BTS])
+    PF[s, (S[s, PHEAD] + S[s, NPEND]) % q] = VERB_BODY
+    S[s, NPEND] += 1
+    S[s, ST] = ST_COMMAND
+    S[s, TAIL] = 0
+    S[s, TAILN] = 0
+    S[s, BFRAME] = frame        # the parser's last body segment
+    S[s, BPUSHED] = psh
+    S[s, BTS] = ts
+    EV[ne, 0] = 4
+    EV[ne, 1] = s
+    EV[ne, 2] = used
+    EV[ne, 3] = frame
+    EV[ne, 4] = ts
+    EV[ne, 5] = psh
+    k = ne + 1
+    if used < plen:
+        k = smtp_lines(S, PF, EV, k, a, s, frame, ts, psh, po + used, po + plen, True)
+        if k < 0:
+            S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED], \
+                S[s, BTS] = saved
+            return -1
+    return k
+
+
+@njit(cache=True, nogil=True)
 def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
@@ -272,7 +326,14 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
         app = S[s, APP]
         if app == APP_LINE:
             status = 1
-        elif app == APP_BODY or (app == APP_SMTP and d == cd and S[s, ST] == ST_BODY):
+        elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
+            if not body_skip(S, a, s, po, plen):
+                k = body_end(S, PF, EV, ne[0], a, s, frame, ts, psh, po, plen)
+                if k < 0:
+                    status = 1
+                else:
+                    ne[0] = k
+        elif app == APP_BODY:
             if not (d == cd and body_skip(S, a, s, po, plen)):
                 status = 1
         elif app == APP_SMTP:
