@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 from pushscan.analysis import Analysis, Options
 from pushscan.sources import capture
 
+from pushscan.errors import PushscanError
+
 from ..conftest import ALL_CAPTURES
+from ..test_catalogue import CASES
 from ..test_fuzz import mutated
 
 pytest.importorskip("numba")
@@ -100,7 +103,6 @@ def test_mutated_captures_give_the_same_report(tmp_path_factory, monkeypatch, da
     try:
         ref, fast, _ = both(str(f), monkeypatch, batch, all_tcp=True)
     except Exception as exc:     # unreadable input: both ways alike
-        from pushscan.errors import PushscanError
         assert isinstance(exc, PushscanError)
         return
     assert fast == ref
@@ -115,3 +117,18 @@ def test_generator_writes_whole_lines(tmp_path):
     report = Analysis([str(f)], Options()).run()
     assert sum(s["smtp"]["messages"] for s in report["sessions"]) > 0
     assert not any(s["smtp"]["unsolicited_replies"] for s in report["sessions"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_broken_inputs_read_alike(tmp_path, monkeypatch, name):
+    """The memory-mapped pcap reader (fast) and the streaming reader agree on damaged
+    and hostile inputs: the same packets analysed, the same errors."""
+    f = tmp_path / "in.pcap"
+    f.write_bytes(CASES[name][0]())
+    try:
+        ref, fast, _ = both(str(f), monkeypatch, 16384, all_tcp=True)
+    except PushscanError as exc:
+        with pytest.raises(type(exc)):
+            Analysis([str(f)], Options(fast=True)).run_or_raise()
+        return
+    assert fast == ref
