@@ -15,6 +15,7 @@ from numba import njit
 from .decode import _icmp_error, linktype_name  # noqa: F401  (linktype_name: re-export)
 from .model import DecodeStats, SegmentBatch
 from .sources.capture import RawBatch
+from .tcp.kernel import has_end
 
 # stats slots
 (S_NOT_IP, S_NOT_TCP, S_FRAG, S_MALFORMED, S_UNSUPPORTED, S_SNAPCUT, S_TCP) = range(7)
@@ -65,7 +66,8 @@ def _mss(a, p, end):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats):  # pragma: no cover
     """Decode packets; returns (segments, flows, icmp packets). ``cols`` gets the
-    SegmentBatch columns (11 rows), ``keys`` the flows' key columns, ``icmp`` the
+    SegmentBatch columns (12 rows: the twelfth tells whether the payload holds CRLF.CRLF,
+    for the fast lane's SMTP body counting), ``keys`` the flows' key columns, ``icmp`` the
     indices of ICMP packets (with their l4 offset and IP version) for Python."""
     n = off.shape[0]
     mask = table.shape[0] - 1
@@ -265,6 +267,7 @@ def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats):  # pra
         cols[8, nseg] = pay_off
         cols[9, nseg] = pay_len
         cols[10, nseg] = mss
+        cols[11, nseg] = 1 if pay_len >= 5 and has_end(a, pay_off, pay_off + pay_len) else 0
         nseg += 1
     return nseg, nflow, nicmp
 
@@ -274,7 +277,7 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     n = len(raw)
     stats.packets += n
     a = np.frombuffer(raw.data, dtype=np.uint8)
-    cols = np.empty((11, n), dtype=np.int64)
+    cols = np.empty((12, n), dtype=np.int64)
     keys = np.empty((max(n, 1), 7), dtype=np.uint64)
     size = 1 << max(4, (2 * n).bit_length())
     table = np.empty(size, dtype=np.int64)

@@ -65,8 +65,8 @@ class SegmentBatch:
 
     The native decoder fills ``cols`` instead of the lists: one int64 array with a row
     per column in the order of ``COLUMNS`` and an eleventh row holding each segment's
-    MSS option or 0 (no per-packet Python objects); ``columns()`` gives the lists either
-    way.
+    MSS option or 0 (no per-packet Python objects); the compiled decoder adds a twelfth:
+    1 if the payload holds CRLF.CRLF. ``columns()`` gives the lists either way.
     """
 
     COLUMNS = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len")
@@ -85,7 +85,7 @@ class SegmentBatch:
     flows: list[FlowKey] = field(default_factory=list)
     mss: dict[int, int] = field(default_factory=dict)
     icmp: list[IcmpError] = field(default_factory=list)
-    cols: Optional[Any] = None     # numpy int64 array, shape (11, n): COLUMNS, then MSS
+    cols: Optional[Any] = None     # numpy int64 array (11 or 12, n): COLUMNS, MSS, [CRLF.CRLF]
 
     def __len__(self) -> int:
         return len(self.frame) if self.cols is None else int(self.cols.shape[1])

@@ -20,7 +20,7 @@ from pushscan.fastdecode import decode_fast  # noqa: E402
 def rows(batch):
     if not len(batch):
         return []
-    return [tuple(r[:2]) + (batch.flows[r[2]],) + tuple(r[3:]) for r in batch.cols.T.tolist()]
+    return [tuple(r[:2]) + (batch.flows[r[2]],) + tuple(r[3:11]) for r in batch.cols.T.tolist()]
 
 
 def compare(path: str) -> int:
@@ -32,6 +32,9 @@ def compare(path: str) -> int:
             ref_stats, fast_stats = DecodeStats(), DecodeStats()
             ref, fast = decode(rb, frame0, ref_stats), decode_fast(rb, frame0, fast_stats)
             assert rows(fast) == rows(ref)
+            if len(fast):   # the twelfth column: CRLF.CRLF in the captured payload
+                ends = [int(b"\r\n.\r\n" in fast.data[o:o + n]) for o, n in fast.cols[8:10].T.tolist()]
+                assert fast.cols[11].tolist() == ends
             assert fast.mss == ref.mss
             assert fast.icmp == ref.icmp
             assert fast_stats == ref_stats

@@ -45,20 +45,19 @@ def has_end(a, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def body_skip(S, a, s, po, plen):  # pragma: no cover - compiled
-    """A body segment with no CRLF.CRLF in it nor across its start: count it (True).
-    Otherwise the reference parser must see it (False, nothing changed)."""
-    if plen < 4 or has_end(a, po, po + plen):
+def body_skip(S, a, s, po, plen, ends):  # pragma: no cover - compiled
+    """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
+    its start: count it (True). Otherwise the reference parser must see it (False,
+    nothing changed)."""
+    if plen < 4 or ends:
         return False
-    tb = np.empty(8, np.uint8)
     tn = S[s, TAILN]
-    tail = S[s, TAIL]
-    for k in range(tn):
-        tb[k] = (tail >> (8 * (tn - 1 - k))) & 255
+    v = S[s, TAIL]                # the tail, then the segment's first 4 bytes
     for k in range(4):
-        tb[tn + k] = a[po + k]
-    if has_end(tb, 0, tn + 4):
-        return False
+        v = (v << 8) | a[po + k]
+    for i in range(tn):           # the 5-byte windows that straddle the boundary
+        if (v >> (8 * (tn - 1 - i))) & 0xFFFFFFFFFF == 0x0D0A2E0D0A:
+            return False
     S[s, BADD] += plen
     S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
         (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
@@ -327,14 +326,14 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
         if app == APP_LINE:
             status = 1
         elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
-            if not body_skip(S, a, s, po, plen):
+            if not body_skip(S, a, s, po, plen, P[11, i]):
                 k = body_end(S, PF, EV, ne[0], a, s, frame, ts, psh, po, plen)
                 if k < 0:
                     status = 1
                 else:
                     ne[0] = k
         elif app == APP_BODY:
-            if not (d == cd and body_skip(S, a, s, po, plen)):
+            if not (d == cd and body_skip(S, a, s, po, plen, P[11, i])):
                 status = 1
         elif app == APP_SMTP:
             k = smtp_lines(S, PF, EV, ne[0], a, s, frame, ts, psh, po, po + plen, d == cd)
