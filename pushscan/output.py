@@ -4,7 +4,22 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+_json_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+try:
+    import orjson
+
+    def _compact(doc: Any) -> str:
+        """Compact JSON of one document: orjson (several times faster) for ASCII
+        documents, the standard library otherwise (it escapes non-ASCII, so output stays
+        ASCII whatever the terminal's encoding). Same JSON values either way."""
+        try:
+            b = orjson.dumps(doc)
+        except (TypeError, orjson.JSONEncodeError):
+            return _json_compact(doc)
+        return b.decode("ascii") if b.isascii() else _json_compact(doc)
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _compact = _json_compact
 
 
 class JsonDocument:
