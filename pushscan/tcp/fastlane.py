@@ -122,13 +122,13 @@ class FastLane:
 
     def _ring_in(self, s: Session) -> None:
         r = s.slot
+        S = self.S
         for d, dd in enumerate(s.dirs):
-            w = dd.window[-WINDOW_KEEP:]
-            n = len(w)
+            n = min(len(dd.window), WINDOW_KEEP)
             if n:
-                self.W[r, d, :n] = np.frombuffer(bytes(w), dtype=np.uint8)
-            self.S[r, D0 + d * DN + WLEN] = n
-            self.S[r, D0 + d * DN + WPOS] = n % WINDOW_KEEP
+                self.W[r, d, :n] = np.frombuffer(bytes(dd.window[-n:]), dtype=np.uint8)
+            S[r, D0 + d * DN + WLEN] = n
+            S[r, D0 + d * DN + WPOS] = n % WINDOW_KEEP
 
     def load(self, s: Session, ring_current: bool = False) -> int:
         """Copy a session into its row (taking one if needed); its row, or -1 if the
@@ -369,8 +369,8 @@ class FastLane:
                     self._slow(batch, P, i, fslot, current, file_index)
                 self.packets += len(todo) - no - ns
                 left = out[:no].copy()
-            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():
-                self.release(self.owner[r])   # type: ignore[arg-type]  (closed: rows are few)
+            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():   # closed: rows are few,
+                self.release(self.owner[r], keep_windows=False)     # and its windows are empty
         finally:
             t.on_end = on_end
             created, self.created = self.created, None
