@@ -17,6 +17,7 @@ and on generated segment streams.
 """
 from __future__ import annotations
 
+import mmap
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -25,12 +26,13 @@ from ..model import ACK, PSH, SYN, SegmentBatch
 from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
 from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BYTES, CLEFT, CLOSED, D0, DIRTY, DN, DSEG, DSTART, END, FIN, HASACK,
-                     HASISN, HS_ACK, ISN, LAST_FRAME, LPE, MAXACK, MAXLINE, MAXSEG, MAX_ROWS,
-                     MSS, NF, NPEND, NXT, OVERS, PENDING_KEPT, PHEAD, PROBE, PSEG, SACOUNT, SK,
-                     ST, STARTED, ST_AWAIT, ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES,
-                     TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT,
-                     TURNS, TUTS, VERB_BODY, WINDOW_KEEP, WLEN, WPOS)
+                     BYTES, CLEFT, CLOSED, D0, DCOUNT, DESCRIPTORS, DHEAD, DIRTY, DN, DSEG,
+                     DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME, LPE,
+                     MAXACK, MAXLINE, MAXSEG, MAX_ROWS, MSS, NF, NPEND, NXT, OVERS,
+                     PENDING_KEPT, PHEAD, PROBE, PSEG, SACOUNT, SK, ST, STARTED, ST_AWAIT,
+                     ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS,
+                     TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_BODY,
+                     WINDOW_KEEP, WLEN, WMODE, WPOS)
 from .session import FRAMES_KEPT, Session, Turn
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class FastLane:
         self.S = np.zeros((capacity, NF), dtype=np.int64)
         self.UF = np.zeros((capacity, FRAMES_KEPT), dtype=np.int64)
         self.W = np.zeros((capacity, 2, WINDOW_KEEP), dtype=np.uint8)
+        self.DS = np.zeros((capacity, 2, DESCRIPTORS, 2), dtype=np.int64)
+        self.mapped: Any = None        # the memory-mapped capture descriptors point into
         self.PF = np.zeros((capacity, PENDING_KEPT), dtype=np.int64)   # commands awaiting replies
         self.EV = np.zeros((EVENTS, 6), dtype=np.int64)    # (kind, row, verb/code, frame, ts, psh)
         self.ne = np.zeros(1, dtype=np.int64)
@@ -88,6 +92,7 @@ class FastLane:
         self.S = np.concatenate([self.S, np.zeros((cap, NF), dtype=np.int64)])
         self.UF = np.concatenate([self.UF, np.zeros((cap, FRAMES_KEPT), dtype=np.int64)])
         self.PF = np.concatenate([self.PF, np.zeros((cap, PENDING_KEPT), dtype=np.int64)])
+        self.DS = np.concatenate([self.DS, np.zeros((cap, 2, DESCRIPTORS, 2), dtype=np.int64)])
         W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
         used = [r for r, o in enumerate(self.owner) if o is not None]
         W[used] = self.W[used]
@@ -107,28 +112,52 @@ class FastLane:
                 return False
         return True
 
+    def _window(self, r: int, d: int) -> bytes:
+        """The bytes of a row's conflict window, from descriptors or from the ring."""
+        b = D0 + d * DN
+        n, p, mode, h, c = self.S[r, [b + WLEN, b + WPOS, b + WMODE, b + DHEAD, b + DCOUNT]].tolist()
+        if not n:
+            return b""
+        if mode == 0:
+            mm: Any = self.mapped
+            parts = [mm[o:o + ln] for o, ln in self.DS[r, d, [(h + j) % DESCRIPTORS for j in range(c)]].tolist()]
+            return b"".join(parts)[-n:]
+        ring = self.W[r, d]
+        if p >= n:
+            return ring[p - n:p].tobytes()
+        return ring[WINDOW_KEEP - (n - p):].tobytes() + ring[:p].tobytes()
+
     def _ring_out(self, s: Session) -> None:
-        """The rings' bytes become the session's window bytearrays again."""
-        r = s.slot
-        K = WINDOW_KEEP
+        """The rows' windows become the session's window bytearrays again."""
         for d, dd in enumerate(s.dirs):
-            n = int(self.S[r, D0 + d * DN + WLEN])
-            p = int(self.S[r, D0 + d * DN + WPOS])
-            ring = self.W[r, d]
-            if p >= n:
-                dd.window = bytearray(ring[p - n:p].tobytes())
-            else:
-                dd.window = bytearray(ring[K - (n - p):].tobytes() + ring[:p].tobytes())
+            dd.window = bytearray(self._window(s.slot, d))
 
     def _ring_in(self, s: Session) -> None:
+        """The session's windows go into its row (as ring bytes; empty: descriptors)."""
         r = s.slot
         S = self.S
         for d, dd in enumerate(s.dirs):
+            b = D0 + d * DN
             n = min(len(dd.window), WINDOW_KEEP)
             if n:
                 self.W[r, d, :n] = np.frombuffer(bytes(dd.window[-n:]), dtype=np.uint8)
-            S[r, D0 + d * DN + WLEN] = n
-            S[r, D0 + d * DN + WPOS] = n % WINDOW_KEEP
+            S[r, b + WLEN] = n
+            S[r, b + WPOS] = n % WINDOW_KEEP
+            S[r, b + WMODE] = 1 if n else 0
+            S[r, b + DHEAD] = S[r, b + DCOUNT] = S[r, b + DSUM] = 0
+
+    def _unmap(self) -> None:
+        """The mapped capture changes: windows kept as descriptors become ring bytes."""
+        S = self.S
+        for d in (0, 1):
+            b = D0 + d * DN
+            for r in np.flatnonzero((S[:, b + WMODE] == 0) & (S[:, b + DCOUNT] > 0)).tolist():
+                data = self._window(r, d)
+                n = len(data)
+                self.W[r, d, :n] = np.frombuffer(data, dtype=np.uint8)
+                S[r, b + WPOS] = n % WINDOW_KEEP
+                S[r, b + WMODE] = 1
+                S[r, b + DHEAD] = S[r, b + DCOUNT] = S[r, b + DSUM] = 0
 
     def load(self, s: Session, ring_current: bool = False) -> int:
         """Copy a session into its row (taking one if needed); its row, or -1 if the
@@ -163,7 +192,8 @@ class FastLane:
                     dd.bytes, dd.max_segment, dd.oversize, int(dd.max_ack is not None),
                     dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns,
                     S[r, b + WLEN], S[r, b + WPOS], int(dd.isn is not None), dd.isn or 0,
-                    dd.data_start]
+                    dd.data_start, S[r, b + WMODE], S[r, b + DHEAD], S[r, b + DCOUNT],
+                    S[r, b + DSUM]]
         S[r] = row
         if not ring_current:
             self._ring_in(s)
@@ -334,6 +364,10 @@ class FastLane:
         flows = batch.flows
         data = batch.data
         a = np.frombuffer(data, dtype=np.uint8)
+        mapped = data if isinstance(data, mmap.mmap) else None
+        if mapped is not self.mapped:
+            self._unmap()
+            self.mapped = mapped
         fslot = np.full(len(flows), -1, dtype=np.int64)
         current: list[Optional[Session]] = [t.table.get(k) for k in flows]
         load = self.load
@@ -359,8 +393,9 @@ class FastLane:
                     else np.arange(pos, hi, dtype=np.int64)
                 pos = hi
                 self.ne[0] = 0
-                no, ns, nr = self.kernel(self.S, self.UF, self.W, self.PF, self.EV, self.ne, P, a,
-                                         fslot, todo, len(todo), out, slow, rec, blk)
+                no, ns, nr = self.kernel(self.S, self.UF, self.W, self.DS, self.PF, self.EV,
+                                         self.ne, P, a, mapped is not None, fslot, todo,
+                                         len(todo), out, slow, rec, blk)
                 if self.ne[0]:
                     self._replay(int(self.ne[0]))
                 for i in rec[:nr].tolist():

@@ -7,13 +7,14 @@ import numpy as np
 from numba import njit
 
 from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BPUSHED, BTS, BYTES, CDIR, CLEFT, CLOSED, D0, DIRTY, DN, DSEG, DSTART, END,
-                     FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME, LFRAME, LPE, LPUSHED, LTS,
-                     MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS, PHEAD, PROBE, PSEG,
-                     SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY, ST_COMMAND, SYNACK, TAIL,
-                     TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF, TPUSHED, TSTART, TUBYTES,
-                     TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT, VERB_BODY, VERB_DATA,
-                     VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN, WPOS)
+                     BPUSHED, BTS, BYTES, CDIR, CLEFT, CLOSED, D0, DCOUNT, DHEAD, DIRTY, DN,
+                     DSEG, DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME,
+                     LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS,
+                     PHEAD, PROBE, PSEG, SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY,
+                     ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF,
+                     TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT,
+                     VERB_BODY, VERB_DATA, VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN,
+                     WMODE, WPOS)
 
 FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
 BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
@@ -231,7 +232,67 @@ def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
+def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
+    """Descriptors to bytes: the window's WLEN bytes go into the ring (WMODE 1)."""
+    cap = DS.shape[2]
+    pos = S[s, src + WLEN]
+    h = S[s, src + DHEAD]
+    j = S[s, src + DCOUNT] - 1
+    while pos > 0 and j >= 0:
+        q = (h + j) % cap
+        o = DS[s, d, q, 0]
+        ln = DS[s, d, q, 1]
+        take = min(ln, pos)
+        W[s, d, pos - take:pos] = a[o + ln - take:o + ln]
+        pos -= take
+        j -= 1
+    S[s, src + WPOS] = S[s, src + WLEN] % WINDOW_KEEP
+    S[s, src + WMODE] = 1
+    S[s, src + DHEAD] = 0
+    S[s, src + DCOUNT] = 0
+    S[s, src + DSUM] = 0
+
+
+@njit(cache=True, nogil=True)
+def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - compiled
+    """Delivered bytes a[po:po+plen] join the conflict window (tracker._deliver)."""
+    K = WINDOW_KEEP
+    if S[s, src + WMODE] == 0 and mapped:
+        cap = DS.shape[2]
+        h = S[s, src + DHEAD]
+        c = S[s, src + DCOUNT]
+        sm = S[s, src + DSUM] + plen
+        while c > 0 and sm - DS[s, d, h, 1] >= K:    # no longer within the last K bytes
+            sm -= DS[s, d, h, 1]
+            h = (h + 1) % cap
+            c -= 1
+        if c < cap:
+            q = (h + c) % cap
+            DS[s, d, q, 0] = po
+            DS[s, d, q, 1] = plen
+            S[s, src + DHEAD] = h
+            S[s, src + DCOUNT] = c + 1
+            S[s, src + DSUM] = sm
+            S[s, src + WLEN] = min(S[s, src + WLEN] + plen, K)
+            return
+        window_bytes(S, W, DS, a, s, d, src)        # too many small segments
+    n = plen
+    off = po
+    if n > K:
+        off += n - K
+        n = K
+    wp = S[s, src + WPOS]
+    first = min(n, K - wp)
+    W[s, d, wp:wp + first] = a[off:off + first]
+    if n > first:
+        W[s, d, 0:n - first] = a[off + first:off + n]
+    S[s, src + WPOS] = (wp + n) % K
+    S[s, src + WLEN] = min(S[s, src + WLEN] + plen, K)
+    S[s, src + WMODE] = 1
+
+
+@njit(cache=True, nogil=True)
+def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
     changed)."""
@@ -309,19 +370,8 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
         if mss and plen > mss:
             S[s, src + OVERS] += 1
         S[s, src + NXT] = end
-        # delivery: the conflict window's ring, then the parser
-        n = plen
-        off = po
-        if n > WINDOW_KEEP:
-            off += n - WINDOW_KEEP
-            n = WINDOW_KEEP
-        wp = S[s, src + WPOS]
-        first = min(n, WINDOW_KEEP - wp)
-        W[s, d, wp:wp + first] = a[off:off + first]
-        if n > first:
-            W[s, d, 0:n - first] = a[off + first:off + n]
-        S[s, src + WPOS] = (wp + n) % WINDOW_KEEP
-        S[s, src + WLEN] = min(S[s, src + WLEN] + plen, WINDOW_KEEP)
+        # delivery: the conflict window, then the parser
+        window_add(S, W, DS, a, s, d, src, po, plen, mapped)
         app = S[s, APP]
         if app == APP_LINE:
             status = 1
@@ -396,6 +446,10 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
             for x in range(2):
                 S[s, D0 + x * DN + WLEN] = 0
                 S[s, D0 + x * DN + WPOS] = 0
+                S[s, D0 + x * DN + WMODE] = 0
+                S[s, D0 + x * DN + DHEAD] = 0
+                S[s, D0 + x * DN + DCOUNT] = 0
+                S[s, D0 + x * DN + DSUM] = 0
             k = ne[0]
             EV[k, 0] = 3
             EV[k, 1] = s
@@ -408,7 +462,7 @@ def step(S, UF, W, PF, EV, ne, P, a, s, i):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def kernel(S, UF, W, PF, EV, ne, P, a, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
+def kernel(S, UF, W, DS, PF, EV, ne, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
     """One round over ``todo``: returns (left over, slow, records) counts."""
     blk[:] = 0
     no = 0
@@ -428,7 +482,7 @@ def kernel(S, UF, W, PF, EV, ne, P, a, fslot, todo, nt, out, slow, rec, blk):  #
             slow[ns] = i
             ns += 1
             continue
-        st = step(S, UF, W, PF, EV, ne, P, a, s, i)
+        st = step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i)
         if st == 2:
             blk[f] = 1
             slow[ns] = i

@@ -16,8 +16,13 @@ MAX_ROWS = 4096            # past this many rows, further sessions stay with the
 D0 = 37
 # Direction columns, at D0 + d * DN.
 (STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
- WLEN, WPOS, HASISN, ISN, DSTART) = range(18)
-DN = 18
+ WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM) = range(22)
+DN = 22
+# The conflict window (the last WLEN <= WINDOW_KEEP bytes delivered) is kept either as
+# descriptors (WMODE 0: offset and length of the delivering segments in a memory-mapped
+# capture, which stays readable; no copies) or as bytes in a ring (WMODE 1: other
+# inputs, or more small segments than DESCRIPTORS cover).
+DESCRIPTORS = 64
 NF = D0 + 2 * DN
 
 # APP values: what the kernel does with a session's in-order payload: nothing (no parser,

@@ -9,6 +9,7 @@ that equality is not the trivial kind.
 from __future__ import annotations
 
 import io
+import struct
 import sys
 from pathlib import Path
 
@@ -132,3 +133,54 @@ def test_broken_inputs_read_alike(tmp_path, monkeypatch, name):
             Analysis([str(f)], Options(fast=True)).run_or_raise()
         return
     assert fast == ref
+
+
+def test_rotated_files_as_one_capture(monkeypatch):
+    """Two files read as one capture: windows kept as descriptors into the first file's
+    mapping become bytes when the second file's mapping takes over."""
+    files = [str(p) for p in ALL_CAPTURES if p.name.startswith("rotated_")]
+    monkeypatch.setattr(capture, "BATCH", 7)
+    ref = Analysis(files, Options(fast=False)).run()
+    fast = Analysis(files, Options(fast=True)).run()
+    assert fast == ref and ref["sessions"]
+
+
+def tiny_segments_capture(path: Path, conflict: bool) -> None:
+    """A session whose client sends 300 one-byte segments (more than the descriptors
+    hold), then retransmits bytes from the start of the last 64 KiB, changed or not."""
+    pack, rec = generate.HDR.pack, generate.REC.pack
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    ips = (bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    t = [0]
+
+    def seg(d, flags, seq, ack, payload=b""):
+        t[0] += 1
+        out.append(rec(1_790_000_000, t[0], 54 + len(payload), 54 + len(payload)))
+        out.append(pack(generate.MAC_S, generate.MAC_C, 0x0800, 0x45, 0, 40 + len(payload), t[0] & 0xFFFF,
+                        0x4000, 64, 6, 0, ips[d], ips[d ^ 1], (40000, 25)[d], (25, 40000)[d],
+                        seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 64240, 0, 0) + payload)
+
+    A, P, S, F = generate.ACK, generate.PSH, generate.SYN, generate.FIN
+    seg(0, S, 1000, 0)
+    seg(1, S | A, 5000, 1001)
+    seg(0, A, 1001, 5001)
+    seg(1, A | P, 5001, 1001, b"220 hi\r\n")
+    text = b"X" * 300
+    for k in range(300):
+        seg(0, A | (P if k == 299 else 0), 1001 + k, 5009, text[k:k + 1])
+    seg(0, A | P, 1001 + 10, 5009, b"Y" * 20 if conflict else text[10:30])   # retransmission
+    seg(1, A, 5009, 1301)
+    seg(0, F | A, 1301, 5009)
+    seg(1, F | A, 5009, 1302)
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("conflict", [True, False])
+def test_many_small_segments_then_a_retransmission(tmp_path, monkeypatch, conflict):
+    f = tmp_path / "tiny.pcap"
+    tiny_segments_capture(f, conflict)
+    for batch in (16384, 50):
+        ref, fast, taken = both(str(f), monkeypatch, batch, all_tcp=True)
+        assert fast == ref and taken > 250
+        notes = " ".join(ref["sessions"][0]["notes"] + [x["code"] for x in ref["sessions"][0]["findings"]])
+        assert ("onflict" in notes or "CONFLICT" in notes) == conflict, notes
