@@ -29,7 +29,7 @@ from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BAD
                      BYTES, CLEFT, CLOSED, D0, DCOUNT, DESCRIPTORS, DHEAD, DIRTY, DN, DSEG,
                      DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME, LPE,
                      MAXACK, MAXLINE, MAXSEG, MAX_ROWS, MSS, NF, NPEND, NXT, OVERS,
-                     PENDING_KEPT, PHEAD, PROBE, PSEG, SACOUNT, SK, ST, STARTED, ST_AWAIT,
+                     PENDING_KEPT, PHEAD, PROBE, PSEG, RETX, SACOUNT, SK, ST, STARTED, ST_AWAIT,
                      ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS,
                      TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_BODY,
                      WINDOW_KEEP, WLEN, WMODE, WPOS)
@@ -127,16 +127,19 @@ class FastLane:
             return ring[p - n:p].tobytes()
         return ring[WINDOW_KEEP - (n - p):].tobytes() + ring[:p].tobytes()
 
-    def _ring_out(self, s: Session) -> None:
-        """The rows' windows become the session's window bytearrays again."""
+    def _ring_out(self, s: Session, which: tuple[bool, bool] = (True, True)) -> None:
+        """The row's windows (``which`` directions) become the session's bytearrays."""
         for d, dd in enumerate(s.dirs):
-            dd.window = bytearray(self._window(s.slot, d))
+            if which[d]:
+                dd.window = bytearray(self._window(s.slot, d))
 
-    def _ring_in(self, s: Session) -> None:
+    def _ring_in(self, s: Session, which: tuple[bool, bool] = (True, True)) -> None:
         """The session's windows go into its row (as ring bytes; empty: descriptors)."""
         r = s.slot
         S = self.S
         for d, dd in enumerate(s.dirs):
+            if not which[d]:
+                continue
             b = D0 + d * DN
             n = min(len(dd.window), WINDOW_KEEP)
             if n:
@@ -159,9 +162,10 @@ class FastLane:
                 S[r, b + WMODE] = 1
                 S[r, b + DHEAD] = S[r, b + DCOUNT] = S[r, b + DSUM] = 0
 
-    def load(self, s: Session, ring_current: bool = False) -> int:
+    def load(self, s: Session, ring_current: tuple[bool, bool] = (False, False)) -> int:
         """Copy a session into its row (taking one if needed); its row, or -1 if the
-        kernel cannot hold it now. ``ring_current``: its rings already hold its windows."""
+        kernel cannot hold it now. ``ring_current``: per direction, the row already holds
+        that window (the session's bytearray may be a stale mark)."""
         if not self._eligible(s):
             if s.slot >= 0:
                 self.release(s, keep_windows=ring_current)
@@ -171,7 +175,7 @@ class FastLane:
                 return -2            # no row left: the reference code keeps the flow
             s.slot = self.free.pop()
             self.owner[s.slot] = s
-            ring_current = False
+            ring_current = (False, False)
         r = s.slot
         t = s.turn
         row = [1, s.client_dir, s.last_frame, s.end, int(s.hs_ack), int(s.synack_seen), 0, 0, 0]
@@ -193,10 +197,10 @@ class FastLane:
                     dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns,
                     S[r, b + WLEN], S[r, b + WPOS], int(dd.isn is not None), dd.isn or 0,
                     dd.data_start, S[r, b + WMODE], S[r, b + DHEAD], S[r, b + DCOUNT],
-                    S[r, b + DSUM]]
+                    S[r, b + DSUM], dd.retransmitted]
         S[r] = row
-        if not ring_current:
-            self._ring_in(s)
+        if not (ring_current[0] and ring_current[1]):
+            self._ring_in(s, (not ring_current[0], not ring_current[1]))
         self._app_state(s, r)
         return r
 
@@ -250,7 +254,7 @@ class FastLane:
         owner = self.owner
         verb = self._verb
         for kind, r, code, frame, ts, psh in self.EV[:ne].tolist():
-            app: Any = owner[r].app   # type: ignore[union-attr]  (kind 3: a close)
+            app: Any = owner[r].app   # type: ignore[union-attr]  (kinds 3, 5: TCP events)
             if kind == 1:
                 app.add_command(verb(code), frame, bool(psh), ts)
             elif kind == 2:
@@ -258,6 +262,15 @@ class FastLane:
             elif kind == 4:              # a body ended after ``code`` more bytes
                 app.body_bytes += code
                 app._end_body(frame, bool(psh), ts)
+            elif kind == 5:              # a retransmission at ``code`` (direction ``ts``)
+                dd = owner[r].dirs[ts]   # type: ignore[union-attr]
+                if not dd.attempts:
+                    dd.attempts = {}
+                dd.attempts[code] = dd.attempts.get(code, 1) + 1
+                if psh:                  # it carried other bytes than those delivered
+                    if not dd.conflicts:
+                        dd.conflicts = []
+                    dd.conflicts.append(frame)
             else:
                 self.t._closing(owner[r], ts, frame)   # type: ignore[arg-type]
 
@@ -318,6 +331,7 @@ class FastLane:
             dd.fin = bool(row[b + FIN])
             dd.turns = row[b + TURNS]
             dd.mss = row[b + MSS]
+            dd.retransmitted = row[b + RETX]
             dd.started = bool(row[b + STARTED])
             dd.data_start = row[b + DSTART]
             if row[b + HASISN]:
@@ -332,12 +346,13 @@ class FastLane:
         self.free.append(s.slot)
         s.slot = -1
 
-    def release(self, s: Session, keep_windows: bool = True) -> None:
-        """The session leaves the kernel: it ends (``keep_windows`` False: they are no
-        longer needed), or the reference code takes it over."""
+    def release(self, s: Session, keep_windows: tuple[bool, bool] = (True, True)) -> None:
+        """The session leaves the kernel: it ends (its windows are no longer needed), or
+        the reference code takes it over (``keep_windows``: the directions whose window
+        the row holds, copied out)."""
         self.sync(s)
-        if keep_windows:
-            self._ring_out(s)
+        if keep_windows[0] or keep_windows[1]:
+            self._ring_out(s, keep_windows)
         self._free(s)
 
     def release_all(self) -> None:
@@ -404,8 +419,9 @@ class FastLane:
                     self._slow(batch, P, i, fslot, current, file_index)
                 self.packets += len(todo) - no - ns
                 left = out[:no].copy()
-            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():   # closed: rows are few,
-                self.release(self.owner[r], keep_windows=False)     # and its windows are empty
+            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():
+                # closed: rows are few, and a closed session's windows are empty
+                self.release(self.owner[r], keep_windows=(False, False))   # type: ignore[arg-type]
         finally:
             t.on_end = on_end
             created, self.created = self.created, None
@@ -427,16 +443,17 @@ class FastLane:
     SLOW_PER_FLOW = 8    # slow packets of one flow in one batch before the flow stays slow
 
     @staticmethod
-    def _touches_windows(s: Session, d: int, fl: int, ack: int, plen: int) -> bool:
-        """Will the reference code read or extend a window for this packet? (It does
-        for payload, and for an acknowledgement of bytes never seen, as in ``_step``.)"""
-        if plen:
-            return True
+    def _touches_windows(s: Session, d: int, fl: int, ack: int, plen: int) -> tuple[bool, bool]:
+        """Per direction: will the reference code read or extend its window for this
+        packet? The sender's for payload; the peer's for an acknowledgement of bytes
+        never seen (as in ``Tracker._step``)."""
+        need = [False, False]
+        need[d] = bool(plen)
         src, dst = s.dirs[d], s.dirs[d ^ 1]
         if fl & ACK and dst.started:
             a = unwrap(ack, dst.nxt)
-            return (src.max_ack is None or a > src.max_ack) and bool(dst.holes or a > dst.nxt + dst.fin)
-        return False
+            need[d ^ 1] = (src.max_ack is None or a > src.max_ack) and bool(dst.holes or a > dst.nxt + dst.fin)
+        return need[0], need[1]
 
     def _slow(self, batch: SegmentBatch, P: np.ndarray, i: int, fslot: np.ndarray,
               current: list, file_index: int) -> None:
@@ -446,21 +463,22 @@ class FastLane:
         t = self.t
         frame, ts, fi, d, fl, seq, ack, plen, po, pl = P[:10, i].tolist()
         s = current[fi]
-        ring_current = False
+        keep = (False, False)
         if s is not None and s.slot >= 0:
             self.sync(s)
-            if self._touches_windows(s, d, fl, ack, plen):
-                self._ring_out(s)
-            else:   # the rings stay the truth unless the step replaces a window
-                ring_current = True
-                marks = [bytearray(), bytearray()]
-                s.dirs[0].window, s.dirs[1].window = marks
+            need = self._touches_windows(s, d, fl, ack, plen)
+            before = []
+            for x, dd in enumerate(s.dirs):
+                # a window the step needs becomes bytes; the others get an empty mark,
+                # and the row stays their truth unless the step replaces them (a close)
+                dd.window = bytearray(self._window(s.slot, x)) if need[x] else bytearray()
+                before.append((dd.window, len(dd.window)))
         t._step(current, batch.flows, fi, frame, ts, d, fl, seq, ack, plen,
                 batch.data[po:po + pl] if plen else b"", batch.mss.get(i, 0) if fl & SYN else 0,
                 file_index)
-        if ring_current and s is not None:
-            if s.dirs[0].window is not marks[0] or s.dirs[1].window is not marks[1]:
-                ring_current = False   # closed: both windows were replaced by empty ones
+        if s is not None and s.slot >= 0:
+            keep = (s.dirs[0].window is before[0][0] and len(s.dirs[0].window) == before[0][1],
+                    s.dirs[1].window is before[1][0] and len(s.dirs[1].window) == before[1][1])
         s2 = current[fi]
         self.slows[fi] += 1
         if s2 is None or s2.ended:
@@ -469,7 +487,7 @@ class FastLane:
             fslot[fi] = self.load(s2)
         elif self.slows[fi] > self.SLOW_PER_FLOW:
             if s2.slot >= 0:
-                self.release(s2, keep_windows=ring_current)
+                self.release(s2, keep_windows=keep)
             fslot[fi] = -2
         else:
-            fslot[fi] = self.load(s2, ring_current)
+            fslot[fi] = self.load(s2, keep)

@@ -10,7 +10,7 @@ from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BAD
                      BPUSHED, BTS, BYTES, CDIR, CLEFT, CLOSED, D0, DCOUNT, DHEAD, DIRTY, DN,
                      DSEG, DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME,
                      LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS,
-                     PHEAD, PROBE, PSEG, SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY,
+                     PHEAD, PROBE, PSEG, RETX, SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY,
                      ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF,
                      TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT,
                      VERB_BODY, VERB_DATA, VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN,
@@ -292,6 +292,91 @@ def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - 
 
 
 @njit(cache=True, nogil=True)
+def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compiled
+    """Do window bytes j..j+n (0 = oldest) differ from a[p:p+n]?"""
+    wlen = S[s, src + WLEN]
+    if S[s, src + WMODE] == 1:
+        base = S[s, src + WPOS] - wlen + j
+        for x in range(n):
+            if W[s, d, (base + x) % WINDOW_KEEP] != a[p + x]:
+                return True
+        return False
+    cap = DS.shape[2]
+    x = S[s, src + DSUM] - wlen + j     # offset in the descriptors' bytes
+    h = S[s, src + DHEAD]
+    k = 0
+    while n > 0 and k < S[s, src + DCOUNT]:
+        q = (h + k) % cap
+        ln = DS[s, d, q, 1]
+        if x < ln:
+            take = min(ln - x, n)
+            o = DS[s, d, q, 0] + x
+            for y in range(take):
+                if a[o + y] != a[p + y]:
+                    return True
+            p += take
+            n -= take
+            x = 0
+        else:
+            x -= ln
+        k += 1
+    return False
+
+
+@njit(cache=True, nogil=True)
+def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # pragma: no cover
+    """A segment whose bytes were all delivered before (tracker._overlap with nothing
+    new): counted, compared with the window, its PSH noted; the attempt and any conflict
+    go to the tracker as event 5. Returns 0."""
+    frame = P[0, i]
+    fl = P[4, i]
+    plen = P[7, i]
+    po = P[8, i]
+    dst = D0 + (1 - d) * DN
+    S[s, LAST_FRAME] = frame
+    S[s, END] = P[1, i]
+    S[s, DIRTY] = 1
+    if fl & ACK_ and S[s, dst + STARTED]:
+        if newack:
+            S[s, src + HASACK] = 1
+            S[s, src + MAXACK] = a_
+        if S[s, HS_ACK] == 0 and d == S[s, CDIR] and S[s, SYNACK]:
+            S[s, HS_ACK] = 1
+    psh = (fl & PSH_) != 0
+    S[s, src + DSEG] += 1
+    if psh:
+        S[s, src + PSEG] += 1
+    end = start + plen
+    if plen > S[s, src + MAXSEG]:
+        S[s, src + MAXSEG] = plen
+    mss = S[s, dst + MSS]
+    if mss and plen > mss:
+        S[s, src + OVERS] += 1
+    S[s, src + RETX] += 1
+    delivered = S[s, src + NXT]
+    wstart = delivered - S[s, src + WLEN]
+    lo = max(start, wstart)
+    hi = min(end, delivered)
+    conflict = 0
+    if lo < hi and window_differs(S, W, DS, a, s, d, src, lo - wstart, po + lo - start, hi - lo):
+        conflict = 1
+    k = ne[0]
+    EV[k, 0] = 5
+    EV[k, 1] = s
+    EV[k, 2] = start
+    EV[k, 3] = frame
+    EV[k, 4] = d
+    EV[k, 5] = conflict
+    ne[0] = k + 1
+    if psh and end > S[s, src + LPE]:
+        S[s, src + LPE] = end
+    if psh and S[s, TDIR] == d and S[s, src + LPE] >= delivered:
+        S[s, TPUSHED] = 1          # a retransmission pushed the waiting bytes
+        S[s, TUBYTES] = 0
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
@@ -324,7 +409,9 @@ def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - co
             return 2
         start = unwrap(P[5, i], S[s, src + NXT])
         if start != S[s, src + NXT]:
-            return 2               # a hole, a retransmission or reordering
+            if start > S[s, src + NXT] or start + plen > S[s, src + NXT] or ne[0] >= EV.shape[0]:
+                return 2           # a hole, reordering, or new bytes in a retransmission
+            return retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_)
         if S[s, PROBE] and d != cd and S[s, D0 + cd * DN + BYTES] == 0:
             return 2               # the server's first bytes decide the parser
         if S[s, TDIR] >= 0 and S[s, TDIR] != d and S[s, TPUSHED] == 0:

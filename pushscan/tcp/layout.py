@@ -16,8 +16,8 @@ MAX_ROWS = 4096            # past this many rows, further sessions stay with the
 D0 = 37
 # Direction columns, at D0 + d * DN.
 (STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
- WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM) = range(22)
-DN = 22
+ WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM, RETX) = range(23)
+DN = 23
 # The conflict window (the last WLEN <= WINDOW_KEEP bytes delivered) is kept either as
 # descriptors (WMODE 0: offset and length of the delivering segments in a memory-mapped
 # capture, which stays readable; no copies) or as bytes in a ring (WMODE 1: other

@@ -436,7 +436,7 @@ class Tracker:
         if s.ended:
             return
         if s.slot >= 0:
-            self.lane.release(s, keep_windows=False)   # type: ignore[union-attr]
+            self.lane.release(s, keep_windows=(False, False))   # type: ignore[union-attr]
         s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)

@@ -145,9 +145,10 @@ def test_rotated_files_as_one_capture(monkeypatch):
     assert fast == ref and ref["sessions"]
 
 
-def tiny_segments_capture(path: Path, conflict: bool) -> None:
-    """A session whose client sends 300 one-byte segments (more than the descriptors
-    hold), then retransmits bytes from the start of the last 64 KiB, changed or not."""
+def tiny_segments_capture(path: Path, conflict: bool, count: int) -> None:
+    """A session whose client sends ``count`` one-byte segments (300: more than the
+    window descriptors hold, so the window turns to bytes), then retransmits 20 of them,
+    changed or not."""
     pack, rec = generate.HDR.pack, generate.REC.pack
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
     ips = (bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
@@ -165,22 +166,23 @@ def tiny_segments_capture(path: Path, conflict: bool) -> None:
     seg(1, S | A, 5000, 1001)
     seg(0, A, 1001, 5001)
     seg(1, A | P, 5001, 1001, b"220 hi\r\n")
-    text = b"X" * 300
-    for k in range(300):
-        seg(0, A | (P if k == 299 else 0), 1001 + k, 5009, text[k:k + 1])
-    seg(0, A | P, 1001 + 10, 5009, b"Y" * 20 if conflict else text[10:30])   # retransmission
-    seg(1, A, 5009, 1301)
-    seg(0, F | A, 1301, 5009)
-    seg(1, F | A, 5009, 1302)
+    text = bytes(range(65, 91)) * 12
+    for k in range(count):
+        seg(0, A | (P if k == count - 1 else 0), 1001 + k, 5009, text[k:k + 1])
+    seg(0, A | P, 1001 + 3, 5009, b"y" * 20 if conflict else text[3:23])   # retransmission
+    seg(1, A, 5009, 1001 + count)
+    seg(0, F | A, 1001 + count, 5009)
+    seg(1, F | A, 5009, 1002 + count)
     path.write_bytes(b"".join(out))
 
 
+@pytest.mark.parametrize("count", [30, 300])
 @pytest.mark.parametrize("conflict", [True, False])
-def test_many_small_segments_then_a_retransmission(tmp_path, monkeypatch, conflict):
+def test_small_segments_then_a_retransmission(tmp_path, monkeypatch, conflict, count):
     f = tmp_path / "tiny.pcap"
-    tiny_segments_capture(f, conflict)
+    tiny_segments_capture(f, conflict, count)
     for batch in (16384, 50):
         ref, fast, taken = both(str(f), monkeypatch, batch, all_tcp=True)
-        assert fast == ref and taken > 250
+        assert fast == ref and taken > count - 10
         notes = " ".join(ref["sessions"][0]["notes"] + [x["code"] for x in ref["sessions"][0]["findings"]])
         assert ("onflict" in notes or "CONFLICT" in notes) == conflict, notes
