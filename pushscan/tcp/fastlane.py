@@ -61,7 +61,10 @@ class FastLane:
     to date by ``sync``); its conflict windows live in the row's rings, and become
     bytearrays again only when the reference code needs them."""
 
-    def __init__(self, tracker: "Tracker", capacity: int = 256) -> None:
+    ROWS = 512                       # rows at first (they double as needed, to MAX_ROWS)
+
+    def __init__(self, tracker: "Tracker", capacity: int = 0) -> None:
+        capacity = capacity or self.ROWS
         from .kernel import kernel   # numba, imported only when a big input needs it
         self.kernel = kernel
         self.t = tracker
@@ -94,8 +97,9 @@ class FastLane:
         self.PF = np.concatenate([self.PF, np.zeros((cap, PENDING_KEPT), dtype=np.int64)])
         self.DS = np.concatenate([self.DS, np.zeros((cap, 2, DESCRIPTORS, 2), dtype=np.int64)])
         W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
-        used = [r for r, o in enumerate(self.owner) if o is not None]
-        W[used] = self.W[used]
+        S = self.S
+        used = np.flatnonzero((S[:cap, D0 + WMODE] == 1) | (S[:cap, D0 + DN + WMODE] == 1))
+        W[used] = self.W[used]         # only windows kept as bytes matter
         self.W = W
         self.owner += [None] * cap
         self.free = list(range(2 * cap - 1, cap - 1, -1)) + self.free

@@ -76,9 +76,12 @@ def traffic(tmp_path_factory) -> dict[int, Path]:
     return out
 
 
-@pytest.mark.parametrize("batch", [500, 4096])
+@pytest.mark.parametrize("batch,rows", [(500, 512), (4096, 512), (4096, 2)])
 @pytest.mark.parametrize("seed", [3, 5])
-def test_busy_traffic_gives_the_same_report(traffic, seed, batch, monkeypatch):
+def test_busy_traffic_gives_the_same_report(traffic, seed, batch, rows, monkeypatch):
+    """(rows=2: the state arrays start tiny and grow while sessions hold rows.)"""
+    from pushscan.tcp import fastlane
+    monkeypatch.setattr(fastlane.FastLane, "ROWS", rows)
     ref, fast, taken = both(str(traffic[seed]), monkeypatch, batch)
     assert fast == ref
     codes = ref["summary"]["by_code"]
