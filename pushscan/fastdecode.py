@@ -300,7 +300,8 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
             stats.icmp_errors += 1
             batch.icmp.append(err)
     if nseg:
-        cols = cols[:, :nseg]
+        if nseg < n:   # one array layout for the tracker kernel (one compiled version)
+            cols = np.ascontiguousarray(cols[:, :nseg])
         batch.cols = cols
         batch.flows = [tuple(row) for row in keys[:nflow].tolist()]
         for k in np.flatnonzero(cols[10]).tolist():
