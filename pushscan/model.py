@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple, Optional
 
 # TCP flag bits, named once.
@@ -23,8 +24,9 @@ URG = 0x20
 FlowKey = tuple[int, int, int, int, int, int, int]
 
 
+@lru_cache(maxsize=1 << 16)
 def endpoint_ip(version: int, hi: int, lo: int) -> str:
-    """Text form of an address stored as two 64-bit halves."""
+    """Text form of an address stored as two 64-bit halves (cached: servers recur)."""
     if version == 4:
         return str(ipaddress.IPv4Address(lo))
     return str(ipaddress.IPv6Address((hi << 64) | lo))

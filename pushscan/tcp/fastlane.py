@@ -256,13 +256,13 @@ class FastLane:
     def _replay(self, ne: int) -> None:
         """Hand the parsers the commands and replies the kernel read, in order."""
         owner = self.owner
-        verb = self._verb
+        verbs = self._verbs
         for kind, r, code, frame, ts, psh in self.EV[:ne].tolist():
             app: Any = owner[r].app   # type: ignore[union-attr]  (kinds 3, 5: TCP events)
-            if kind == 1:
-                app.add_command(verb(code), frame, bool(psh), ts)
-            elif kind == 2:
+            if kind == 2:
                 app._reply(code, frame, ts)
+            elif kind == 1:
+                app.add_command(verbs.get(code) or self._verb(code), frame, psh == 1, ts)
             elif kind == 4:              # a body ended after ``code`` more bytes
                 app.body_bytes += code
                 app._end_body(frame, bool(psh), ts)
