@@ -9,7 +9,7 @@ large inputs only, so that small files never pay numba's import and compile time
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -44,53 +44,12 @@ def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int, most: int =
             np.array(origs, i64), np.array(secs, i64), np.array(fracs, i64))
 
 
-_compiled: Any = None
-
-
-def _numba_kernel() -> Any:
-    from numba import njit  # imported only when a large input needs it
-
-    @njit(cache=True, nogil=True)
-    def kernel(a, pos, big, limit, off, cap, orig, sec, frac):  # pragma: no cover - compiled
-        n = a.shape[0]
-        k = 0
-        damaged = False
-        while pos + 16 <= n and k < off.shape[0]:
-            v = np.empty(4, np.int64)
-            for j in range(4):
-                p = pos + 4 * j
-                if big:
-                    v[j] = (np.int64(a[p]) << 24) | (np.int64(a[p + 1]) << 16) | \
-                        (np.int64(a[p + 2]) << 8) | np.int64(a[p + 3])
-                else:
-                    v[j] = (np.int64(a[p + 3]) << 24) | (np.int64(a[p + 2]) << 16) | \
-                        (np.int64(a[p + 1]) << 8) | np.int64(a[p])
-            if v[2] > limit:
-                damaged = True
-                break
-            end = pos + 16 + v[2]
-            if end > n:
-                break
-            off[k] = pos + 16
-            cap[k] = v[2]
-            orig[k] = v[3]
-            sec[k] = v[0]
-            frac[k] = v[1]
-            k += 1
-            pos = end
-        return k, pos, damaged
-
-    return kernel
-
-
 def scan_pcap_numba(buf: bytes, pos: int, big_endian: bool, limit: int, most: int = 1 << 62) -> Result:
-    global _compiled
-    if _compiled is None:
-        _compiled = _numba_kernel()
+    from .scan_compiled import kernel   # numba: imported only when a large input needs it
     a = np.frombuffer(buf, dtype=np.uint8)
     most = max(1, min(most, (len(buf) - pos) // 16))
     cols = [np.empty(most, np.int64) for _ in range(5)]
-    k, end, damaged = _compiled(a, pos, big_endian, limit, *cols)
+    k, end, damaged = kernel(a, pos, big_endian, limit, *cols)
     return (int(k), int(end), bool(damaged), *(c[:k] for c in cols))  # type: ignore[return-value]
 
 
