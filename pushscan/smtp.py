@@ -210,6 +210,16 @@ class SmtpDialogue:
         if verb == "DATA":
             self.state = ClientState.AWAIT_DATA_GO
 
+    def answered_command(self, verb: str, frame: int, pushed: bool, ts: int,
+                         code: int, reply_frame: int, reply_ts: int) -> None:
+        """A command and its final reply, read together by the fast lane (it was the
+        oldest awaiting a reply when the reply came): the same as ``add_command`` then
+        ``_reply`` for replies that change no state but DATA's (no AUTH, STARTTLS, gap)."""
+        self.commands.append(Command(verb, frame, pushed, ts, code, reply_frame, reply_ts))
+        if verb == "DATA" and code == 354:
+            self.state = ClientState.BODY
+            self._tail = b"\r\n"
+
     def _chunk_done(self) -> None:
         self.state = ClientState.COMMAND
         if self._chunk_last:

@@ -74,8 +74,10 @@ class FastLane:
         self.DS = np.zeros((capacity, 2, DESCRIPTORS, 2), dtype=np.int64)
         self.mapped: Any = None        # the memory-mapped capture descriptors point into
         self.PF = np.zeros((capacity, PENDING_KEPT), dtype=np.int64)   # commands awaiting replies
-        self.EV = np.zeros((EVENTS, 6), dtype=np.int64)    # (kind, row, verb/code, frame, ts, psh)
-        self.ne = np.zeros(1, dtype=np.int64)
+        # (kind, row, verb/code, frame, ts, psh, reply code (-1: none), reply frame, reply ts)
+        self.EV = np.zeros((EVENTS, 9), dtype=np.int64)
+        self.PE = np.full((capacity, PENDING_KEPT), -1, dtype=np.int64)   # their events, if this round's
+        self.ne = np.zeros(2, dtype=np.int64)      # events so far, round number
         self._codes: dict[str, int] = {"DATA body": VERB_BODY}
         self._verbs: dict[int, str] = {VERB_BODY: "DATA body"}
         self.owner: list[Optional[Session]] = [None] * capacity
@@ -95,6 +97,7 @@ class FastLane:
         self.S = np.concatenate([self.S, np.zeros((cap, NF), dtype=np.int64)])
         self.UF = np.concatenate([self.UF, np.zeros((cap, FRAMES_KEPT), dtype=np.int64)])
         self.PF = np.concatenate([self.PF, np.zeros((cap, PENDING_KEPT), dtype=np.int64)])
+        self.PE = np.concatenate([self.PE, np.full((cap, PENDING_KEPT), -1, dtype=np.int64)])
         self.DS = np.concatenate([self.DS, np.zeros((cap, 2, DESCRIPTORS, 2), dtype=np.int64)])
         W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
         S = self.S
@@ -240,6 +243,7 @@ class FastLane:
                 S[r, APP] = APP_BODY if st is ClientState.BODY else APP_LINE
                 return
             PF[r, k] = code
+        self.PE[r] = -1
         S[r, APP] = APP_SMTP
         S[r, ST] = self._ST[st]
         S[r, NPEND] = len(pending)
@@ -257,12 +261,16 @@ class FastLane:
         """Hand the parsers the commands and replies the kernel read, in order."""
         owner = self.owner
         verbs = self._verbs
-        for kind, r, code, frame, ts, psh in self.EV[:ne].tolist():
+        for kind, r, code, frame, ts, psh, rcode, rframe, rts in self.EV[:ne].tolist():
             app: Any = owner[r].app   # type: ignore[union-attr]  (kinds 3, 5: TCP events)
-            if kind == 2:
+            if kind == 1:
+                verb = verbs.get(code) or self._verb(code)
+                if rcode < 0:
+                    app.add_command(verb, frame, psh == 1, ts)
+                else:                    # answered in the same round
+                    app.answered_command(verb, frame, psh == 1, ts, rcode, rframe, rts)
+            elif kind == 2:
                 app._reply(code, frame, ts)
-            elif kind == 1:
-                app.add_command(verbs.get(code) or self._verb(code), frame, psh == 1, ts)
             elif kind == 4:              # a body ended after ``code`` more bytes
                 app.body_bytes += code
                 app._end_body(frame, bool(psh), ts)
@@ -412,8 +420,9 @@ class FastLane:
                     else np.arange(pos, hi, dtype=np.int64)
                 pos = hi
                 self.ne[0] = 0
-                no, ns, nr = self.kernel(self.S, self.UF, self.W, self.DS, self.PF, self.EV,
-                                         self.ne, P, a, mapped is not None, fslot, todo,
+                self.ne[1] += 1
+                no, ns, nr = self.kernel(self.S, self.UF, self.W, self.DS, self.PF, self.PE,
+                                         self.EV, self.ne, P, a, mapped is not None, fslot, todo,
                                          len(todo), out, slow, rec, blk)
                 if self.ne[0]:
                     self._replay(int(self.ne[0]))

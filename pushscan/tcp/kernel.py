@@ -72,33 +72,41 @@ def _space(c):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
+def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
     """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
-    (verb) and final replies become events EV[ne:], the row's state follows. Returns the
-    new event count, or -1 when the segment needs the reference parser (a partial or
-    over-long line, a malformed reply, BDAT, AUTH or STARTTLS replies, a long verb, a full
-    queue): then nothing was changed."""
+    (verb) and final replies become events EV[ne[0]:], the row's state follows. A reply to
+    a command read in the same round is written into that command's event (columns 6-8)
+    instead. Returns the new event count, or -1 when the segment needs the reference
+    parser (a partial or over-long line, a malformed reply, BDAT, AUTH or STARTTLS
+    replies, a long verb, a full queue): then nothing was changed."""
     if a[hi - 1] != 10:
         return -1
     st = S[s, ST]
     npend = S[s, NPEND]
     head = S[s, PHEAD]
     q = PF.shape[1]
+    cap = EV.shape[0]
+    rnd = ne[1]
     maxline = S[s, MAXLINE]
-    k = ne
+    k = ne[0]
     pos = lo
+    undo = np.empty(16, np.int64)   # command events given a reply: undone on failure
+    npatch = 0
+    fail = False
     while pos < hi:
         nl = pos
         while a[nl] != 10:
             nl += 1
-        if nl - pos > maxline or k >= EV.shape[0]:
-            return -1
+        if nl - pos > maxline or k >= cap:
+            fail = True
+            break
         e = nl
         while e > pos and a[e - 1] == 13:
             e -= 1
         if client:
             if st != ST_COMMAND:
-                return -1
+                fail = True
+                break
             i = pos
             while i < e and _space(a[i]):
                 i += 1
@@ -120,11 +128,14 @@ def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: 
                     v = (v << 8) | c
                 if alpha:
                     if n > 8:
-                        return -1
+                        fail = True
+                        break
                     code = v
             if code == VERB_BDAT or npend >= q:
-                return -1
+                fail = True
+                break
             PF[s, (head + npend) % q] = code
+            PE[s, (head + npend) % q] = rnd * cap + k
             npend += 1
             EV[k, 0] = 1
             EV[k, 1] = s
@@ -132,27 +143,36 @@ def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: 
             EV[k, 3] = frame
             EV[k, 4] = ts
             EV[k, 5] = psh
+            EV[k, 6] = -1
             k += 1
             if code == VERB_DATA:
                 st = ST_AWAIT
         else:
             if e - pos < 3:
-                return -1
+                fail = True
+                break
             code = 0
             for x in range(pos, pos + 3):
                 if not 48 <= a[x] <= 57:
-                    return -1
+                    fail = True
+                    break
                 code = code * 10 + (a[x] - 48)
+            if fail:
+                break
             if e - pos > 3:
                 if a[pos + 3] == 45:      # "250-": a continuation line
                     pos = nl + 1
                     continue
                 if a[pos + 3] != 32:
-                    return -1
+                    fail = True
+                    break
+            patched = False
             if npend:
                 front = PF[s, head]
-                if front == VERB_AUTH or front == VERB_STARTTLS:
-                    return -1
+                if front == VERB_AUTH or front == VERB_STARTTLS or npatch >= undo.shape[0]:
+                    fail = True
+                    break
+                fe = PE[s, head]
                 head = (head + 1) % q
                 npend -= 1
                 if front == VERB_DATA:
@@ -161,14 +181,27 @@ def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: 
                             st = ST_BODY
                     elif st == ST_AWAIT:
                         st = ST_COMMAND
-            EV[k, 0] = 2
-            EV[k, 1] = s
-            EV[k, 2] = code
-            EV[k, 3] = frame
-            EV[k, 4] = ts
-            EV[k, 5] = 0
-            k += 1
+                if fe >= 0 and fe // cap == rnd:   # its command is an event of this round
+                    x = fe % cap
+                    EV[x, 6] = code
+                    EV[x, 7] = frame
+                    EV[x, 8] = ts
+                    undo[npatch] = x
+                    npatch += 1
+                    patched = True
+            if not patched:
+                EV[k, 0] = 2
+                EV[k, 1] = s
+                EV[k, 2] = code
+                EV[k, 3] = frame
+                EV[k, 4] = ts
+                EV[k, 5] = 0
+                k += 1
         pos = nl + 1
+    if fail:
+        for x in range(npatch):
+            EV[undo[x], 6] = -1
+        return -1
     if st == ST_BODY and S[s, ST] != ST_BODY:
         S[s, TAIL] = 0x0D0A               # a body starts after CRLF
         S[s, TAILN] = 2
@@ -179,7 +212,7 @@ def smtp_lines(S, PF, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: 
 
 
 @njit(cache=True, nogil=True)
-def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
+def body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
     """A body segment holding CRLF.CRLF (``SmtpDialogue._body_data``): the message ends
     (event 4: the body bytes it used), then the rest of the segment is read as command
     lines. Returns the new event count, or -1 (nothing changed) if the reference
@@ -188,7 +221,8 @@ def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover
     tail = S[s, TAIL]
     n = tn + plen
     q = PF.shape[1]
-    if ne >= EV.shape[0] or S[s, NPEND] >= q:
+    k0 = ne[0]
+    if k0 >= EV.shape[0] or S[s, NPEND] >= q:
         return -1
     found = -1
     for i in range(n - 4):
@@ -208,6 +242,7 @@ def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover
     saved = (S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED],
              S[s, BTS])
     PF[s, (S[s, PHEAD] + S[s, NPEND]) % q] = VERB_BODY
+    PE[s, (S[s, PHEAD] + S[s, NPEND]) % q] = -1
     S[s, NPEND] += 1
     S[s, ST] = ST_COMMAND
     S[s, TAIL] = 0
@@ -215,15 +250,17 @@ def body_end(S, PF, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover
     S[s, BFRAME] = frame        # the parser's last body segment
     S[s, BPUSHED] = psh
     S[s, BTS] = ts
-    EV[ne, 0] = 4
-    EV[ne, 1] = s
-    EV[ne, 2] = used
-    EV[ne, 3] = frame
-    EV[ne, 4] = ts
-    EV[ne, 5] = psh
-    k = ne + 1
+    EV[k0, 0] = 4
+    EV[k0, 1] = s
+    EV[k0, 2] = used
+    EV[k0, 3] = frame
+    EV[k0, 4] = ts
+    EV[k0, 5] = psh
+    k = k0 + 1
     if used < plen:
-        k = smtp_lines(S, PF, EV, k, a, s, frame, ts, psh, po + used, po + plen, True)
+        ne[0] = k
+        k = smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, po + used, po + plen, True)
+        ne[0] = k0
         if k < 0:
             S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED], \
                 S[s, BTS] = saved
@@ -377,7 +414,7 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
 
 
 @njit(cache=True, nogil=True)
-def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
+def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
     changed)."""
@@ -464,7 +501,7 @@ def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - co
             status = 1
         elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
             if not body_skip(S, a, s, po, plen, P[11, i]):
-                k = body_end(S, PF, EV, ne[0], a, s, frame, ts, psh, po, plen)
+                k = body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen)
                 if k < 0:
                     status = 1
                 else:
@@ -473,7 +510,7 @@ def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - co
             if not (d == cd and body_skip(S, a, s, po, plen, P[11, i])):
                 status = 1
         elif app == APP_SMTP:
-            k = smtp_lines(S, PF, EV, ne[0], a, s, frame, ts, psh, po, po + plen, d == cd)
+            k = smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, po + plen, d == cd)
             if k < 0:
                 status = 1
             else:
@@ -549,7 +586,7 @@ def step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
-def kernel(S, UF, W, DS, PF, EV, ne, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
+def kernel(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
     """One round over ``todo``: returns (left over, slow, records) counts."""
     blk[:] = 0
     no = 0
@@ -569,7 +606,7 @@ def kernel(S, UF, W, DS, PF, EV, ne, P, a, mapped, fslot, todo, nt, out, slow, r
             slow[ns] = i
             ns += 1
             continue
-        st = step(S, UF, W, DS, PF, EV, ne, P, a, mapped, s, i)
+        st = step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i)
         if st == 2:
             blk[f] = 1
             slow[ns] = i
