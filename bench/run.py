@@ -1,9 +1,12 @@
 """Time pushscan against tshark and tcptrace on the same generated capture, in one run.
 
-    python bench/run.py [--packets 2000000] [--memory] [--engines 20000] [--jobs] [--keep]
+    python bench/run.py [--packets 2000000] [--repeat 3] [--memory] [--engines 20000] [--jobs] [--keep]
 
 Prints, for each command, wall time, packets per second and peak resident memory (the
-child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. ``--memory``
+child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. With
+``--repeat N`` each command runs N times in turn and the median run counts (the spread is
+printed). Before timing, pushscan runs once on the file: the first run after an install
+compiles the numba kernels (cached from then on); that run's time is printed too. ``--memory``
 also runs pushscan alone on 1M- and 4M-packet captures and compares peak memory;
 ``--engines N`` times ``pushscan analyze --engine E`` for each engine on an N-packet capture.
 Generated files go to bench/out/ (ignored by git) and are removed unless --keep.
@@ -56,6 +59,7 @@ def pushscan_cmd(path: Path, engine: str = "native") -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=2_000_000)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each command (median counts)")
     ap.add_argument("--memory", action="store_true", help="also compare peak memory at 1M and 4M packets")
     ap.add_argument("--engines", type=int, default=0, metavar="N",
                     help="also time each engine on an N-packet capture")
@@ -65,25 +69,33 @@ def main() -> None:
     a = ap.parse_args()
 
     path = capture(a.packets)
+    first, _ = measure(pushscan_cmd(path))
+    print(f"first pushscan run (compiles the kernels unless cached): {first:.2f} s", file=sys.stderr)
     commands = {
         "pushscan analyze --format json": pushscan_cmd(path),
         "tshark -T fields (stream, push, len)": ["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream",
                                                  "-e", "tcp.flags.push", "-e", "tcp.len"],
         "tcptrace -l -n": ["tcptrace", "-l", "-n", str(path)],
     }
-    results = {}
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(a.repeat):
+        for name, argv in commands.items():
+            if shutil.which(argv[0]) is None and argv[0] != sys.executable:
+                continue
+            runs.setdefault(name, []).append(measure(argv))
     for name, argv in commands.items():
-        if shutil.which(argv[0]) is None and argv[0] != sys.executable:
+        if name not in runs:
             print(f"skipping {name}: {argv[0]} not installed", file=sys.stderr)
-            continue
-        results[name] = measure(argv)
+    results = {name: sorted(r)[len(r) // 2] for name, r in runs.items()}
     print(f"\n{a.packets:,} packets, {path.stat().st_size / 1e6:.0f} MB; {platform.node()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}\n")
-    print("| command | wall s | packets/s | peak RSS MB |")
-    print("|---|---:|---:|---:|")
+    print(f"median of {a.repeat} run(s) each\n")
+    print("| command | wall s | packets/s | peak RSS MB | runs (s) |")
+    print("|---|---:|---:|---:|---|")
     for name, (wall, rss) in results.items():
-        print(f"| `{name}` | {wall:.2f} | {a.packets / wall:,.0f} | {rss:.0f} |")
+        spread = ", ".join(f"{w:.2f}" for w, _ in runs[name])
+        print(f"| `{name}` | {wall:.2f} | {a.packets / wall:,.0f} | {rss:.0f} | {spread} |")
     ours = results.get("pushscan analyze --format json")
     for other in ("tshark -T fields (stream, push, len)", "tcptrace -l -n"):
         if ours and other in results:
