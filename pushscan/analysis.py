@@ -330,6 +330,7 @@ class Analysis:
             info["engine"] = engine.name
             stats = DecodeStats()
             done = 0
+            batches: Any = None
             try:
                 fast = self._fast_lane(tracker, engine, path)
                 batches = engine.batches(frame0, stats)
@@ -348,6 +349,8 @@ class Analysis:
             except MemoryError:
                 info["errors"].append("out of memory while reading; the rest was skipped")
             finally:
+                if hasattr(batches, "close"):
+                    batches.close()   # a read-ahead thread stops before its file closes
                 closer()
             info["packets"] = engine.packets
             info["link_types"] = [linktype_name(lt) for lt in sorted(engine.link_types)]
