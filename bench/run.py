@@ -40,11 +40,16 @@ def capture(packets: int) -> Path:
     return path
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
+SETTLE = 3.0   # seconds of rest before each timed command (a big process's exit frees
+#                memory in the background for a while, which would slow the next one)
+
+
+def measure(argv: list[str], env: dict | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command, output to /dev/null."""
+    time.sleep(SETTLE)
     t = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
@@ -117,10 +122,13 @@ def main() -> None:
                 generate.generate(f, a.packets // 2, seed=seed)
             halves.append(half)
         base = [sys.executable, "-m", "pushscan", "analyze", "--separate", "--format", "jsonl"]
-        w1, _ = measure(base + ["-j", "1"] + [str(h) for h in halves])
-        w2, _ = measure(base + ["-j", "2"] + [str(h) for h in halves])
-        print(f"\ntwo files of {a.packets // 2:,} packets: -j 1 {w1:.2f} s, -j 2 {w2:.2f} s "
-              f"(speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores)")
+        files = [str(h) for h in halves]
+        for label, env in (("", None), (" (read-ahead off: one core per analysis)",
+                                        dict(os.environ, PUSHSCAN_READAHEAD="0"))):
+            w1, _ = measure(base + ["-j", "1"] + files, env)
+            w2, _ = measure(base + ["-j", "2"] + files, env)
+            print(f"\ntwo files of {a.packets // 2:,} packets{label}: -j 1 {w1:.2f} s, "
+                  f"-j 2 {w2:.2f} s (speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores)")
         for h in halves:
             h.unlink()
     if a.engines:

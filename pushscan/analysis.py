@@ -225,8 +225,10 @@ class Analysis:
                  on_session: Optional[Callable[[dict[str, Any]], None]] = None,
                  progress: Optional[Callable[[int], None]] = None,
                  keep_sessions: bool = True, ordered: bool = True,
-                 trace_ids: frozenset[int] = frozenset()) -> None:
+                 trace_ids: frozenset[int] = frozenset(), readahead: bool = True) -> None:
         self.paths = paths
+        # big inputs: read and decode on a second core (PUSHSCAN_READAHEAD=0: not)
+        self.readahead = readahead and os.environ.get("PUSHSCAN_READAHEAD", "1") != "0"
         self.trace_ids = trace_ids
         self.traced: dict[int, tuple[Session, dict[str, Any]]] = {}   # id -> (session, doc)
         self.opts = opts
@@ -334,7 +336,7 @@ class Analysis:
             try:
                 fast = self._fast_lane(tracker, engine, path)
                 batches = engine.batches(frame0, stats)
-                if fast:   # read and decode ahead on another core
+                if fast and self.readahead:   # read and decode ahead on another core
                     batches = prefetch(batches)
                 for batch, frames in batches:
                     frame0 += frames
@@ -378,10 +380,11 @@ class Analysis:
         return report
 
 
-def analyze_group(group: list[str], opts: Options) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def analyze_group(group: list[str], opts: Options,
+                  readahead: bool = True) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Analyse one group of files in this process: the report (sessions kept) and the
     unreadable inputs as (path, problem). Used by ``-j`` worker processes."""
-    a = Analysis(group, opts)
+    a = Analysis(group, opts, readahead=readahead)
     report = a.run()
     return report, [(u.path, u.problem) for u in a.unreadable]
 
@@ -391,8 +394,11 @@ def in_parallel(groups_: list[list[str]], opts: Options, jobs: int) -> Iterator[
     from concurrent.futures import ProcessPoolExecutor
     from itertools import repeat
 
+    # each analysis of a big input reads ahead on a second core; with fewer cores than
+    # that, the workers do not (they would only take cores from each other)
+    readahead = (os.cpu_count() or 1) >= 2 * min(jobs, len(groups_))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for report, unread in pool.map(analyze_group, groups_, repeat(opts)):
+        for report, unread in pool.map(analyze_group, groups_, repeat(opts), repeat(readahead)):
             yield report, [InputError(p, m) for p, m in unread]
 
 

@@ -216,21 +216,15 @@ def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats):  # pra
         if pay_len < plen:
             stats[S_SNAPCUT] += 1
         gt = s_hi > d_hi or (s_hi == d_hi and (s_lo > d_lo or (s_lo == d_lo and sp > dp)))
-        kc[0] = np.uint64(ipver)
-        if gt:
-            kc[1] = d_hi
-            kc[2] = d_lo
-            kc[3] = np.uint64(dp)
-            kc[4] = s_hi
-            kc[5] = s_lo
-            kc[6] = np.uint64(sp)
-        else:
-            kc[1] = s_hi
-            kc[2] = s_lo
-            kc[3] = np.uint64(sp)
-            kc[4] = d_hi
-            kc[5] = d_lo
-            kc[6] = np.uint64(dp)
+        kc[0] = np.uint64(ipver)   # the smaller endpoint first, as flow keys are
+        lo_hi, lo_lo, lo_p, hi_hi, hi_lo, hi_p = (d_hi, d_lo, dp, s_hi, s_lo, sp) if gt else \
+            (s_hi, s_lo, sp, d_hi, d_lo, dp)
+        kc[1] = lo_hi
+        kc[2] = lo_lo
+        kc[3] = np.uint64(lo_p)
+        kc[4] = hi_hi
+        kc[5] = hi_lo
+        kc[6] = np.uint64(hi_p)
         h = np.uint64(0)
         for x in range(7):
             h = (h ^ kc[x]) * MIX

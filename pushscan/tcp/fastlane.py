@@ -1,19 +1,24 @@
 """The tracker's compiled fast lane: the common packets of big captures, in numba.
 
 The Python ``Tracker`` is the reference; it defines every result. ``FastLane`` holds
-open sessions as rows of one int64 array and runs a numba kernel over each batch. The
-kernel applies the packets whose effect is simple (acknowledgements, in-order data, a
-first FIN, SMTP body and BDAT bytes, which it scans for CRLF.CRLF itself) and hands
-every other packet of a flow (SYN, RST, retransmission, gap, snap-length cut, a turn
-ending unpushed, ...) to the reference code, in packet order for that flow, with the
-session's state copied out before and back after. Bytes for the SMTP parser come back
-as records, at most one per session per round, so that the kernel only ever acts on
-the parser's true state. Sessions are independent, so only session numbering and the
-order of endings are global; both are settled at the end of each batch exactly as the
-reference would (ids by first frame).
+open sessions as rows of one int64 array (``layout.py``) and runs the numba kernel
+(``kernel.py``) over each batch, in rounds. The kernel applies the packets whose effect
+it can compute exactly: acknowledgements, in-order data, SYN-ACKs, FINs, retransmissions
+of bytes already delivered (compared with the conflict window), and the SMTP side of the
+payload: it reads command and reply lines, counts message bodies up to CRLF.CRLF and
+BDAT chunks. What it reads comes back as events (a command with or without its reply, a
+reply, a body's end, a retransmission attempt, a close), replayed into the session's
+``SmtpDialogue`` and tracker state in order. Every other packet of a flow (a SYN that may
+start a session, RST, a hole, reordering, a snap-length cut, a turn ending unpushed, an
+odd SMTP line, ...) goes to the reference code, in packet order for that flow, with the
+session's state copied out before and back after; payload the kernel cannot read goes to
+the reference parser as a record (at most one per session per round, so the kernel only
+ever acts on the parser's true state). Sessions are independent, so only session
+numbering and the order of endings are global; both are settled at the end of each batch
+exactly as the reference would (ids by first frame).
 
-The result is the same report, bit for bit: tests run both on every bundled capture
-and on generated segment streams.
+The result is the same report, bit for bit: ``tests/tcp/test_fastlane.py`` runs both on
+every bundled capture, on generated traffic and on mutated captures.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 ROUND = 2048               # packets added to each kernel round
 EVENTS = 1 << 16           # SMTP commands and replies the kernel may read per round
 
+
 def available() -> bool:
     try:
         import numba  # noqa: F401
@@ -58,8 +64,9 @@ class FastLane:
     take (``takes``) and calls ``release`` when a session it holds ends.
 
     While a session has a row, the row is the truth about it (its objects are brought up
-    to date by ``sync``); its conflict windows live in the row's rings, and become
-    bytearrays again only when the reference code needs them."""
+    to date by ``sync``); its conflict windows live in the row (as descriptors into a
+    memory-mapped capture, or ring bytes), and become bytearrays again only when the
+    reference code needs them."""
 
     ROWS = 512                       # rows at first (they double as needed, to MAX_ROWS)
 

@@ -361,6 +361,30 @@ def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compi
 
 
 @njit(cache=True, nogil=True)
+def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
+    """The acknowledgement part of a packet (tracker._step)."""
+    if fl & ACK_ and S[s, dst + STARTED]:
+        if newack:
+            S[s, src + HASACK] = 1
+            S[s, src + MAXACK] = a_
+        if S[s, HS_ACK] == 0 and d == S[s, CDIR] and S[s, SYNACK]:
+            S[s, HS_ACK] = 1
+
+
+@njit(cache=True, nogil=True)
+def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
+    """A data segment's counters (tracker._step)."""
+    S[s, src + DSEG] += 1
+    if psh:
+        S[s, src + PSEG] += 1
+    if plen > S[s, src + MAXSEG]:
+        S[s, src + MAXSEG] = plen
+    mss = S[s, dst + MSS]
+    if mss and plen > mss:
+        S[s, src + OVERS] += 1
+
+
+@njit(cache=True, nogil=True)
 def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # pragma: no cover
     """A segment whose bytes were all delivered before (tracker._overlap with nothing
     new): counted, compared with the window, its PSH noted; the attempt and any conflict
@@ -373,22 +397,10 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
     S[s, LAST_FRAME] = frame
     S[s, END] = P[1, i]
     S[s, DIRTY] = 1
-    if fl & ACK_ and S[s, dst + STARTED]:
-        if newack:
-            S[s, src + HASACK] = 1
-            S[s, src + MAXACK] = a_
-        if S[s, HS_ACK] == 0 and d == S[s, CDIR] and S[s, SYNACK]:
-            S[s, HS_ACK] = 1
+    apply_ack(S, s, d, src, dst, fl, newack, a_)
     psh = (fl & PSH_) != 0
-    S[s, src + DSEG] += 1
-    if psh:
-        S[s, src + PSEG] += 1
+    count_segment(S, s, src, dst, plen, psh)
     end = start + plen
-    if plen > S[s, src + MAXSEG]:
-        S[s, src + MAXSEG] = plen
-    mss = S[s, dst + MSS]
-    if mss and plen > mss:
-        S[s, src + OVERS] += 1
     S[s, src + RETX] += 1
     delivered = S[s, src + NXT]
     wstart = delivered - S[s, src + WLEN]
@@ -475,24 +487,12 @@ def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover 
                 S[s, src + NXT] = P[5, i] + 1
                 S[s, src + LPE] = P[5, i] + 1
                 S[s, src + DSTART] = P[5, i] + 1
-    if fl & ACK_ and S[s, dst + STARTED]:
-        if newack:
-            S[s, src + HASACK] = 1
-            S[s, src + MAXACK] = a_
-        if S[s, HS_ACK] == 0 and d == cd and S[s, SYNACK]:
-            S[s, HS_ACK] = 1
+    apply_ack(S, s, d, src, dst, fl, newack, a_)
     status = 0
     if plen:
         psh = (fl & PSH_) != 0
-        S[s, src + DSEG] += 1
-        if psh:
-            S[s, src + PSEG] += 1
+        count_segment(S, s, src, dst, plen, psh)
         end = start + plen
-        if plen > S[s, src + MAXSEG]:
-            S[s, src + MAXSEG] = plen
-        mss = S[s, dst + MSS]
-        if mss and plen > mss:
-            S[s, src + OVERS] += 1
         S[s, src + NXT] = end
         # delivery: the conflict window, then the parser
         window_add(S, W, DS, a, s, d, src, po, plen, mapped)
