@@ -21,7 +21,7 @@ BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
 MASK, HALF = (1 << 32) - 1, 1 << 31
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def unwrap(v, ref):  # pragma: no cover - compiled
     return ref + ((v - ref + HALF) & MASK) - HALF
 
@@ -45,7 +45,7 @@ def has_end(a, lo, hi):  # pragma: no cover - compiled
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def body_skip(S, a, s, po, plen, ends):  # pragma: no cover - compiled
     """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
     its start: count it (True). Otherwise the reference parser must see it (False,
@@ -290,7 +290,7 @@ def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
     S[s, src + DSUM] = 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - compiled
     """Delivered bytes a[po:po+plen] join the conflict window (tracker._deliver)."""
     K = WINDOW_KEEP
@@ -360,7 +360,7 @@ def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compi
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
     """The acknowledgement part of a packet (tracker._step)."""
     if fl & ACK_ and S[s, dst + STARTED]:
@@ -371,7 +371,7 @@ def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
             S[s, HS_ACK] = 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
     """A data segment's counters (tracker._step)."""
     S[s, src + DSEG] += 1
@@ -425,7 +425,7 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
     return 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
