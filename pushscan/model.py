@@ -24,9 +24,9 @@ URG = 0x20
 FlowKey = tuple[int, int, int, int, int, int, int]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def endpoint_ip(version: int, hi: int, lo: int) -> str:
-    """Text form of an address stored as two 64-bit halves (cached: servers recur)."""
+    """Text form of an address stored as two 64-bit halves (a few cached: servers recur)."""
     if version == 4:
         return str(ipaddress.IPv4Address(lo))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
