@@ -503,3 +503,26 @@ def _live_summary(fmt: str, rep: dict[str, Any], ifaces: tuple[str, ...]) -> Non
                          f"'{inp['filter']}'), kernel drops: {'unknown' if drops is None else drops}; "
                          f"{summ['sessions']} session(s): {verdicts}\n")
     sys.stdout.flush()
+
+
+def run() -> None:
+    """The program's entry point (``pushscan`` and ``python -m pushscan``): ``main``, then
+    leave without tearing the interpreter down one object at a time, which after a big
+    analysis takes a tenth of a second or more. Output streams are flushed first; nothing
+    else is pending by then (output files are written atomically before ``main`` returns,
+    worker pools and capture programs are shut down)."""
+    code: object = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass   # a closed pipe: nothing more can be said there
+    os._exit(code)
