@@ -26,6 +26,18 @@ def unwrap(v, ref):  # pragma: no cover - compiled
     return ref + ((v - ref + HALF) & MASK) - HALF
 
 
+@njit(cache=True, nogil=True, inline="always")
+def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
+    """Write event k: (kind, row, value, frame, ts or direction, flag); no reply yet."""
+    EV[k, 0] = kind
+    EV[k, 1] = s
+    EV[k, 2] = a
+    EV[k, 3] = frame
+    EV[k, 4] = ts
+    EV[k, 5] = flag
+    EV[k, 6] = -1
+
+
 @njit(cache=True, nogil=True)
 def has_end(a, lo, hi):  # pragma: no cover - compiled
     """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
@@ -137,13 +149,7 @@ def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # prag
             PF[s, (head + npend) % q] = code
             PE[s, (head + npend) % q] = rnd * cap + k
             npend += 1
-            EV[k, 0] = 1
-            EV[k, 1] = s
-            EV[k, 2] = code
-            EV[k, 3] = frame
-            EV[k, 4] = ts
-            EV[k, 5] = psh
-            EV[k, 6] = -1
+            event(EV, k, 1, s, code, frame, ts, psh)
             k += 1
             if code == VERB_DATA:
                 st = ST_AWAIT
@@ -190,12 +196,7 @@ def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # prag
                     npatch += 1
                     patched = True
             if not patched:
-                EV[k, 0] = 2
-                EV[k, 1] = s
-                EV[k, 2] = code
-                EV[k, 3] = frame
-                EV[k, 4] = ts
-                EV[k, 5] = 0
+                event(EV, k, 2, s, code, frame, ts, 0)
                 k += 1
         pos = nl + 1
     if fail:
@@ -250,12 +251,7 @@ def body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no c
     S[s, BFRAME] = frame        # the parser's last body segment
     S[s, BPUSHED] = psh
     S[s, BTS] = ts
-    EV[k0, 0] = 4
-    EV[k0, 1] = s
-    EV[k0, 2] = used
-    EV[k0, 3] = frame
-    EV[k0, 4] = ts
-    EV[k0, 5] = psh
+    event(EV, k0, 4, s, used, frame, ts, psh)
     k = k0 + 1
     if used < plen:
         ne[0] = k
@@ -410,12 +406,7 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
     if lo < hi and window_differs(S, W, DS, a, s, d, src, lo - wstart, po + lo - start, hi - lo):
         conflict = 1
     k = ne[0]
-    EV[k, 0] = 5
-    EV[k, 1] = s
-    EV[k, 2] = start
-    EV[k, 3] = frame
-    EV[k, 4] = d
-    EV[k, 5] = conflict
+    event(EV, k, 5, s, start, frame, d, conflict)
     ne[0] = k + 1
     if psh and end > S[s, src + LPE]:
         S[s, src + LPE] = end
@@ -575,12 +566,7 @@ def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover 
                 S[s, D0 + x * DN + DCOUNT] = 0
                 S[s, D0 + x * DN + DSUM] = 0
             k = ne[0]
-            EV[k, 0] = 3
-            EV[k, 1] = s
-            EV[k, 2] = 0
-            EV[k, 3] = frame
-            EV[k, 4] = ts
-            EV[k, 5] = 0
+            event(EV, k, 3, s, 0, frame, ts, 0)
             ne[0] = k + 1
     return status
 
