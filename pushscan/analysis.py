@@ -308,9 +308,10 @@ class Analysis:
             fast = big or None
         if not fast:
             return False
-        from .tcp import fastlane
-        if not fastlane.available():
+        from .sources.scan import numba_available
+        if not numba_available():
             return False
+        from .tcp import fastlane   # numba: imported only when a big input needs it
         fastlane.FastLane(tracker)
         engine.fast = True
         return True

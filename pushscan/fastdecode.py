@@ -15,7 +15,6 @@ from numba import njit
 from .decode import _icmp_error, linktype_name  # noqa: F401  (linktype_name: re-export)
 from .model import DecodeStats, SegmentBatch
 from .sources.capture import RawBatch
-from .tcp.kernel import has_end
 
 # stats slots
 (S_NOT_IP, S_NOT_TCP, S_FRAG, S_MALFORMED, S_UNSUPPORTED, S_SNAPCUT, S_TCP) = range(7)
@@ -40,6 +39,25 @@ def _u32(a, i):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _u64(a, i):  # pragma: no cover - compiled
     return (np.uint64(_u32(a, i)) << np.uint64(32)) | np.uint64(_u32(a, i + 4))
+
+
+@njit(cache=True, nogil=True)
+def has_end(a, lo, hi):  # pragma: no cover - compiled
+    """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
+    i = lo
+    while i + 5 <= hi:
+        c = a[i + 4]
+        if c == 10 and a[i] == 13 and a[i + 1] == 10 and a[i + 2] == 46 and a[i + 3] == 13:
+            return True
+        if c == 13:
+            i += 1
+        elif c == 10:
+            i += 3
+        elif c == 46:
+            i += 2
+        else:
+            i += 5
+    return False
 
 
 @njit(cache=True, nogil=True)

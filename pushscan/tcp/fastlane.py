@@ -1,8 +1,8 @@
 """The tracker's compiled fast lane: the common packets of big captures, in numba.
 
 The Python ``Tracker`` is the reference; it defines every result. ``FastLane`` holds
-open sessions as rows of one int64 array (``layout.py``) and runs the numba kernel
-(``kernel.py``) over each batch, in rounds. The kernel applies the packets whose effect
+open sessions as rows of one int64 array (its layout is in ``kernel.py``) and runs the
+numba kernel (``kernel.py``) over each batch, in rounds. The kernel applies the packets whose effect
 it can compute exactly: acknowledgements, in-order data, SYN-ACKs, FINs, retransmissions
 of bytes already delivered (compared with the conflict window), and the SMTP side of the
 payload: it reads command and reply lines, counts message bodies up to CRLF.CRLF and
@@ -30,14 +30,78 @@ import numpy as np
 from ..model import ACK, PSH, SYN, SegmentBatch
 from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
-from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BYTES, CLEFT, CLOSED, D0, DCOUNT, DESCRIPTORS, DHEAD, DIRTY, DN, DSEG,
-                     DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME, LPE,
-                     MAXACK, MAXLINE, MAXSEG, MAX_ROWS, MSS, NF, NPEND, NXT, OVERS,
-                     PENDING_KEPT, PHEAD, PROBE, PSEG, RETX, SACOUNT, SK, ST, STARTED, ST_AWAIT,
-                     ST_BODY, ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS,
-                     TLFRAME, TNF, TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_BODY,
-                     WINDOW_KEEP, WLEN, WMODE, WPOS)
+from .kernel import (
+    APP,
+    APP_BODY,
+    APP_CHUNK,
+    APP_LINE,
+    APP_NONE,
+    APP_SMTP,
+    BADD,
+    BFRAME,
+    BYTES,
+    CLEFT,
+    CLOSED,
+    D0,
+    DCOUNT,
+    DESCRIPTORS,
+    DHEAD,
+    DIRTY,
+    DN,
+    DSEG,
+    DSTART,
+    DSUM,
+    END,
+    FIN,
+    HASACK,
+    HASISN,
+    HS_ACK,
+    ISN,
+    LAST_FRAME,
+    LPE,
+    MAX_ROWS,
+    MAXACK,
+    MAXLINE,
+    MAXSEG,
+    MSS,
+    NF,
+    NPEND,
+    NXT,
+    OVERS,
+    PENDING_KEPT,
+    PHEAD,
+    PROBE,
+    PSEG,
+    RETX,
+    SACOUNT,
+    SK,
+    ST,
+    ST_AWAIT,
+    ST_BODY,
+    ST_COMMAND,
+    STARTED,
+    SYNACK,
+    TAIL,
+    TAILN,
+    TBYTES,
+    TDIR,
+    TFFRAME,
+    TFTS,
+    TLFRAME,
+    TNF,
+    TPUSHED,
+    TSTART,
+    TUBYTES,
+    TUCOUNT,
+    TURNS,
+    TUTS,
+    VERB_BODY,
+    WINDOW_KEEP,
+    WLEN,
+    WMODE,
+    WPOS,
+    kernel,
+)
 from .session import FRAMES_KEPT, Session, Turn
 
 if TYPE_CHECKING:
@@ -45,14 +109,6 @@ if TYPE_CHECKING:
 
 ROUND = 2048               # packets added to each kernel round
 EVENTS = 1 << 16           # SMTP commands and replies the kernel may read per round
-
-
-def available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _pack_tail(t: bytes) -> int:
@@ -72,7 +128,6 @@ class FastLane:
 
     def __init__(self, tracker: "Tracker", capacity: int = 0) -> None:
         capacity = capacity or self.ROWS
-        from .kernel import kernel   # numba, imported only when a big input needs it
         self.kernel = kernel
         self.t = tracker
         self.S = np.zeros((capacity, NF), dtype=np.int64)
@@ -192,7 +247,7 @@ class FastLane:
             ring_current = (False, False)
         r = s.slot
         t = s.turn
-        row = [1, s.client_dir, s.last_frame, s.end, int(s.hs_ack), int(s.synack_seen), 0, 0, 0]
+        row = [s.client_dir, s.last_frame, s.end, int(s.hs_ack), int(s.synack_seen), 0, 0, 0]
         if t is None:
             row += [-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         else:

@@ -1,20 +1,57 @@
-"""The fast lane's compiled kernel (numba): module-level, so that numba caches it.
+"""The fast lane's compiled kernel (numba), and the layout of its state.
 
-Imported only when the fast lane is attached (see ``fastlane.py``, which documents the
-state layout and the contract). Column numbers are module constants, compiled in.
+Module-level functions, so that numba caches them. Imported only when the fast lane is
+attached (``fastlane.py`` documents the contract). Column numbers are module constants,
+compiled in.
 """
 import numpy as np
 from numba import njit
 
-from .layout import (APP, APP_BODY, APP_CHUNK, APP_LINE, APP_NONE, APP_SMTP, BADD, BFRAME,
-                     BPUSHED, BTS, BYTES, CDIR, CLEFT, CLOSED, D0, DCOUNT, DHEAD, DIRTY, DN,
-                     DSEG, DSTART, DSUM, END, FIN, HASACK, HASISN, HS_ACK, ISN, LAST_FRAME,
-                     LFRAME, LPE, LPUSHED, LTS, MAXACK, MAXLINE, MAXSEG, MSS, NPEND, NXT, OVERS,
-                     PHEAD, PROBE, PSEG, RETX, SACOUNT, SK, ST, STARTED, ST_AWAIT, ST_BODY,
-                     ST_COMMAND, SYNACK, TAIL, TAILN, TBYTES, TDIR, TFFRAME, TFTS, TLFRAME, TNF,
-                     TPUSHED, TSTART, TUBYTES, TUCOUNT, TURNS, TUTS, VERB_AUTH, VERB_BDAT,
-                     VERB_BODY, VERB_DATA, VERB_STARTTLS, VERB_UNKNOWN, WINDOW_KEEP, WLEN,
-                     WMODE, WPOS)
+# -- the state layout: one int64 row per session (fastlane.py copies sessions in and out) --
+# Kept in this module so that a change to it recompiles the kernel (numba's cache
+# notices changes to the compiled function's own file only).
+
+WINDOW_KEEP = 64 * 1024    # as tracker.WINDOW_KEEP: each row keeps a ring of this many
+#                            bytes per direction
+MAX_ROWS = 4096            # past this many rows, further sessions stay with the reference code
+
+# Session columns of the state array.
+(CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
+ TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
+ SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
+ ST, NPEND, PHEAD, MAXLINE, SACOUNT, CLOSED) = range(36)
+D0 = 36
+# Direction columns, at D0 + d * DN.
+(STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
+ WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM, RETX) = range(23)
+DN = 23
+# The conflict window (the last WLEN <= WINDOW_KEEP bytes delivered) is kept either as
+# descriptors (WMODE 0: offset and length of the delivering segments in a memory-mapped
+# capture, which stays readable; no copies) or as bytes in a ring (WMODE 1: other
+# inputs, or more small segments than DESCRIPTORS cover).
+DESCRIPTORS = 64
+NF = D0 + 2 * DN
+
+# APP values: what the kernel does with a session's in-order payload: nothing (no parser,
+# or TLS), hand every segment to the reference parser, count body or BDAT bytes and hand
+# the rest over, or read SMTP lines itself (ST: the client's state).
+APP_NONE, APP_LINE, APP_BODY, APP_CHUNK, APP_SMTP = 0, 1, 2, 3, 4
+ST_COMMAND, ST_AWAIT, ST_BODY = 0, 1, 2
+PENDING_KEPT = 16          # commands awaiting replies the kernel can follow
+
+
+def verb_code(verb: str) -> int:
+    """A verb of up to 8 letters as the kernel packs it (big-endian ASCII)."""
+    return int.from_bytes(verb.encode("ascii"), "big")
+
+
+VERB_UNKNOWN = verb_code("UNKNOWN")
+VERB_DATA = verb_code("DATA")
+VERB_BDAT = verb_code("BDAT")
+VERB_AUTH = verb_code("AUTH")
+VERB_STARTTLS = verb_code("STARTTLS")
+VERB_BODY = -1             # the "DATA body" pseudo-command
+
 
 FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
 BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
@@ -36,25 +73,6 @@ def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
     EV[k, 4] = ts
     EV[k, 5] = flag
     EV[k, 6] = -1
-
-
-@njit(cache=True, nogil=True)
-def has_end(a, lo, hi):  # pragma: no cover - compiled
-    """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
-    i = lo
-    while i + 5 <= hi:
-        c = a[i + 4]
-        if c == 10 and a[i] == 13 and a[i + 1] == 10 and a[i + 2] == 46 and a[i + 3] == 13:
-            return True
-        if c == 13:
-            i += 1
-        elif c == 10:
-            i += 3
-        elif c == 46:
-            i += 2
-        else:
-            i += 5
-    return False
 
 
 @njit(cache=True, nogil=True, inline="always")
