@@ -75,21 +75,36 @@ def compiled() -> None:
     assert r.returncode == 0, r.stderr
 
 
+# Runs a command and writes its peak resident memory (KB) to the file named first. A child
+# inherits its parent's high-water mark on Linux (through fork and exec), so a command
+# started straight from this test process, which is big by now, would report the test
+# process's peak; started from this small process, it reports its own.
+PEAK = ("import os, subprocess, sys\n"
+        "p = subprocess.Popen(sys.argv[2:])\n"
+        "_, status, usage = os.wait4(p.pid, 0)\n"
+        "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def stream(generator_args: list[str], analyze_args: list[str]) -> tuple[dict, float]:
     """Generate a capture into a pipe, analyse it from standard input; the summary line
     and pushscan's peak resident memory (MB)."""
     gen = subprocess.Popen([sys.executable, str(ROOT / "bench" / "generate.py"), "-", *generator_args],
                            stdout=subprocess.PIPE)
-    ana = subprocess.Popen([sys.executable, "-m", "pushscan", "analyze", "--format", "jsonl", *analyze_args, "-"],
+    peak = ROOT / f".peak-{os.getpid()}.tmp"
+    ana = subprocess.Popen([sys.executable, "-c", PEAK, str(peak), sys.executable, "-m", "pushscan",
+                            "analyze", "--format", "jsonl", *analyze_args, "-"],
                            stdin=gen.stdout, stdout=subprocess.PIPE, cwd=ROOT)
     gen.stdout.close()
     last = b""
     for line in ana.stdout:
         last = line
-    _, status, usage = os.wait4(ana.pid, 0)
+    status = ana.wait()
     gen.wait()
-    assert os.waitstatus_to_exitcode(status) == 0
-    return json.loads(last), usage.ru_maxrss / 1024
+    assert status == 0
+    kb = int(peak.read_text())
+    peak.unlink()
+    return json.loads(last), kb / 1024
 
 
 BIG_GB = float(os.environ.get("PUSHSCAN_STREAM_GB", "10"))
