@@ -2,22 +2,30 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TextIO
 
 _json_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+_EXPONENT = re.compile(rb"\de[-\d]").search   # a number orjson writes with an exponent
 
 try:
     import orjson
 
     def _compact(doc: Any) -> str:
-        """Compact JSON of one document: orjson (several times faster) for ASCII
-        documents, the standard library otherwise (it escapes non-ASCII, so output stays
-        ASCII whatever the terminal's encoding). Same JSON values either way."""
+        """Compact JSON of one document, exactly as the standard library writes it:
+        orjson (several times faster) when its text is the same, that is for ASCII
+        documents without numbers the two print differently (below 1e-4 or from 1e16
+        on, where Python writes 5e-05 and orjson 0.00005); the standard library
+        otherwise (it also escapes non-ASCII, so output stays ASCII whatever the
+        terminal's encoding)."""
         try:
             b = orjson.dumps(doc)
         except (TypeError, orjson.JSONEncodeError):
             return _json_compact(doc)
-        return b.decode("ascii") if b.isascii() else _json_compact(doc)
+        if not b.isascii() or b"0.0000" in b or _EXPONENT(b):
+            return _json_compact(doc)
+        return b.decode("ascii")
 except ImportError:  # pragma: no cover - orjson is a dependency
     _compact = _json_compact
 
