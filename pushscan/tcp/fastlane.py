@@ -494,9 +494,8 @@ class FastLane:
                     self._slow(batch, P, i, fslot, current, file_index)
                 self.packets += len(todo) - no - ns
                 left = out[:no].copy()
-            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():
-                # closed: rows are few, and a closed session's windows are empty
-                self.release(self.owner[r], keep_windows=(False, False))   # type: ignore[arg-type]
+            for r in np.flatnonzero(self.S[:, CLOSED]).tolist():   # closed: rows are few
+                self.release(self.owner[r])   # type: ignore[arg-type]
         finally:
             t.on_end = on_end
             created, self.created = self.created, None

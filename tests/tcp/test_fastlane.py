@@ -150,7 +150,7 @@ def test_rotated_files_as_one_capture(monkeypatch):
     assert fast == ref and ref["sessions"]
 
 
-def tiny_segments_capture(path: Path, conflict: bool, count: int) -> None:
+def tiny_segments_capture(path: Path, conflict: bool, count: int, late: bool = False) -> None:
     """A session whose client sends ``count`` one-byte segments (300: more than the
     window descriptors hold, so the window turns to bytes), then retransmits 20 of them,
     changed or not."""
@@ -178,6 +178,9 @@ def tiny_segments_capture(path: Path, conflict: bool, count: int) -> None:
     seg(1, A, 5009, 1001 + count)
     seg(0, F | A, 1001 + count, 5009)
     seg(1, F | A, 5009, 1002 + count)
+    if late:   # data after both FINs, then the same bytes changed: the window still counts
+        seg(0, A | P, 1001 + count, 5009, b"late data\r\n")
+        seg(0, A | P, 1001 + count, 5009, b"LATE DATA\r\n")
     path.write_bytes(b"".join(out))
 
 
@@ -191,3 +194,12 @@ def test_small_segments_then_a_retransmission(tmp_path, monkeypatch, conflict, c
         assert fast == ref and taken > count - 10
         notes = " ".join(ref["sessions"][0]["notes"] + [x["code"] for x in ref["sessions"][0]["findings"]])
         assert ("onflict" in notes or "CONFLICT" in notes) == conflict, notes
+
+
+def test_data_after_the_close_keeps_its_window(tmp_path, monkeypatch):
+    f = tmp_path / "late.pcap"
+    tiny_segments_capture(f, False, 40, late=True)
+    for batch in (16384, 48, 49):   # frame 48 closes, 49 is late data, 50 changes it
+        ref, fast, _ = both(str(f), monkeypatch, batch, all_tcp=True)
+        assert fast == ref
+        assert "OVERLAP_CONFLICT" in [x["code"] for x in ref["sessions"][0]["findings"]]
