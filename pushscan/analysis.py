@@ -286,9 +286,10 @@ class Analysis:
     FAST_AFTER = 200_000   # packets read before the fast lane (numba) is worth loading
     FAST_BYTES = 64 << 20  # files at least this big take it from the start
 
-    def _fast_lane(self, tracker: Tracker, engine: Any, path: str) -> bool:
+    def _fast_lane(self, tracker: Tracker, engine: Any, path: str, opening: bool) -> bool:
         """Attach the compiled fast lane (tracker kernel and decoder) once the input
-        proves big, or if asked; True if the native engine runs compiled now."""
+        proves big (its file size, looked at on ``opening``; or its packet count), or if
+        asked; True if the native engine runs compiled now."""
         if engine.name != "native" or self.trace_ids:
             return False
         if tracker.lane is not None:
@@ -300,7 +301,7 @@ class Analysis:
             fast = None if env is None else env not in ("0", "", "no")
         if fast is None:
             big = engine.packets >= self.FAST_AFTER
-            if not big and path != "-":
+            if not big and opening and path != "-":
                 try:
                     big = os.path.getsize(path) >= self.FAST_BYTES
                 except OSError:
@@ -335,14 +336,14 @@ class Analysis:
             done = 0
             batches: Any = None
             try:
-                fast = self._fast_lane(tracker, engine, path)
+                fast = self._fast_lane(tracker, engine, path, opening=True)
                 batches = engine.batches(frame0, stats)
                 if fast and self.readahead:   # read and decode ahead on another core
                     batches = prefetch(batches)
                 for batch, frames in batches:
                     frame0 += frames
                     if not fast:
-                        fast = self._fast_lane(tracker, engine, path)
+                        fast = self._fast_lane(tracker, engine, path, opening=False)
                     tracker.feed(batch, index)
                     if self.progress is not None:
                         self.progress(engine.bytes_read - done)

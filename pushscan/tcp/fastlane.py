@@ -111,10 +111,6 @@ ROUND = 2048               # packets added to each kernel round
 EVENTS = 1 << 16           # SMTP commands and replies the kernel may read per round
 
 
-def _pack_tail(t: bytes) -> int:
-    return int.from_bytes(t, "big") if t else 0
-
-
 class FastLane:
     """Attach with ``FastLane(tracker)``; the tracker then sends it every batch it can
     take (``takes``) and calls ``release`` when a session it holds ends.
@@ -145,7 +141,6 @@ class FastLane:
         self.owner: list[Optional[Session]] = [None] * capacity
         self.free = list(range(capacity - 1, -1, -1))
         self.created: Optional[list[Session]] = None   # sessions made in the current batch
-        self.batches = 0               # batches the kernel took
         self.packets = 0               # packets it applied itself (the rest: reference code)
         tracker.lane = self
 
@@ -286,7 +281,7 @@ class FastLane:
             return
         st = app.state
         S[r, BFRAME] = -1                 # no body segment counted yet
-        S[r, TAIL] = _pack_tail(app._tail)
+        S[r, TAIL] = int.from_bytes(app._tail, "big")
         S[r, TAILN] = len(app._tail)
         if st is ClientState.CHUNK:
             S[r, APP] = APP_CHUNK
@@ -503,7 +498,6 @@ class FastLane:
             s.id = first_id + k
         for s in ended:
             on_end(s)
-        self.batches += 1
 
     def _record(self, P: np.ndarray, i: int, fslot: np.ndarray, data: bytes) -> None:
         frame, ts, fi, d, fl, _seq, _ack, plen, po, _pl = P[:10, i].tolist()

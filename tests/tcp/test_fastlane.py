@@ -39,8 +39,8 @@ def both(path: str, monkeypatch, batch: int, **opts) -> tuple[dict, dict, int]:
     lanes = []
     orig = a._fast_lane
 
-    def spy(tracker, engine, path):
-        on = orig(tracker, engine, path)
+    def spy(tracker, engine, path, opening):
+        on = orig(tracker, engine, path, opening)
         lanes.append(tracker.lane)
         return on
     a._fast_lane = spy
