@@ -33,10 +33,6 @@ class Command:
     reply_frame: Optional[int] = None
     reply_ts: Optional[int] = None         # not in the JSON; used by `follow`
 
-    def to_dict(self) -> dict[str, object]:
-        return {"verb": self.verb, "frame": self.frame, "pushed": self.pushed,
-                "reply_code": self.reply_code, "reply_frame": self.reply_frame}
-
 
 @dataclass(slots=True)
 class Reply:
@@ -304,7 +300,9 @@ class SmtpDialogue:
     # -- report ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
         return {
-            "commands": [c.to_dict() for c in self.commands],
+            "commands": [{"verb": c.verb, "frame": c.frame, "pushed": c.pushed,
+                          "reply_code": c.reply_code, "reply_frame": c.reply_frame}
+                         for c in self.commands],
             "tls": self.tls,
             "messages": self.messages,
             "body_bytes": self.body_bytes,

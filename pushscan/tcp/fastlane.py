@@ -179,9 +179,10 @@ class FastLane:
     def _window(self, r: int, d: int) -> bytes:
         """The bytes of a row's conflict window, from descriptors or from the ring."""
         b = D0 + d * DN
-        n, p, mode, h, c = self.S[r, [b + WLEN, b + WPOS, b + WMODE, b + DHEAD, b + DCOUNT]].tolist()
+        n = int(self.S[r, b + WLEN])
         if not n:
             return b""
+        p, mode, h, c = self.S[r, [b + WPOS, b + WMODE, b + DHEAD, b + DCOUNT]].tolist()
         if mode == 0:
             mm: Any = self.mapped
             parts = [mm[o:o + ln] for o, ln in self.DS[r, d, [(h + j) % DESCRIPTORS for j in range(c)]].tolist()]
@@ -196,22 +197,6 @@ class FastLane:
         for d, dd in enumerate(s.dirs):
             if which[d]:
                 dd.window = bytearray(self._window(s.slot, d))
-
-    def _ring_in(self, s: Session, which: tuple[bool, bool] = (True, True)) -> None:
-        """The session's windows go into its row (as ring bytes; empty: descriptors)."""
-        r = s.slot
-        S = self.S
-        for d, dd in enumerate(s.dirs):
-            if not which[d]:
-                continue
-            b = D0 + d * DN
-            n = min(len(dd.window), WINDOW_KEEP)
-            if n:
-                self.W[r, d, :n] = np.frombuffer(bytes(dd.window[-n:]), dtype=np.uint8)
-            S[r, b + WLEN] = n
-            S[r, b + WPOS] = n % WINDOW_KEEP
-            S[r, b + WMODE] = 1 if n else 0
-            S[r, b + DHEAD] = S[r, b + DCOUNT] = S[r, b + DSUM] = 0
 
     def _unmap(self) -> None:
         """The mapped capture changes: windows kept as descriptors become ring bytes."""
@@ -254,58 +239,65 @@ class FastLane:
         row += [0] * (D0 - len(row))     # parser fields: set by _app_state
         row[SACOUNT] = s.synack_count
         S = self.S
+        old = S[r].tolist() if ring_current[0] or ring_current[1] else None
         for d, dd in enumerate(s.dirs):
             b = D0 + d * DN
+            if old is not None and ring_current[d]:   # the row's window stays
+                wlen, wpos, wmode, dhead, dcount, dsum = (
+                    old[b + WLEN], old[b + WPOS], old[b + WMODE], old[b + DHEAD],
+                    old[b + DCOUNT], old[b + DSUM])
+            else:     # the session's window goes into the row (as ring bytes; empty: descriptors)
+                wlen = min(len(dd.window), WINDOW_KEEP)
+                if wlen:
+                    self.W[r, d, :wlen] = np.frombuffer(bytes(dd.window[-wlen:]), dtype=np.uint8)
+                wpos, wmode, dhead, dcount, dsum = wlen % WINDOW_KEEP, int(wlen > 0), 0, 0, 0
             row += [int(dd.started), dd.nxt, dd.last_push_end, dd.data_segments, dd.psh_segments,
                     dd.bytes, dd.max_segment, dd.oversize, int(dd.max_ack is not None),
                     dd.max_ack or 0, int(dd.fin), dd.mss, dd.turns,
-                    S[r, b + WLEN], S[r, b + WPOS], int(dd.isn is not None), dd.isn or 0,
-                    dd.data_start, S[r, b + WMODE], S[r, b + DHEAD], S[r, b + DCOUNT],
-                    S[r, b + DSUM], dd.retransmitted]
+                    wlen, wpos, int(dd.isn is not None), dd.isn or 0,
+                    dd.data_start, wmode, dhead, dcount, dsum, dd.retransmitted]
+        self._app_state(s, r, row)
         S[r] = row
-        if not (ring_current[0] and ring_current[1]):
-            self._ring_in(s, (not ring_current[0], not ring_current[1]))
-        self._app_state(s, r)
         return r
 
     _ST = {ClientState.COMMAND: ST_COMMAND, ClientState.AWAIT_DATA_GO: ST_AWAIT,
            ClientState.BODY: ST_BODY}
 
-    def _app_state(self, s: Session, r: int) -> None:
-        """Tell the kernel what the session's parser expects (after it changed)."""
-        S = self.S
+    def _app_state(self, s: Session, r: int, row: list[int]) -> None:
+        """Tell the kernel what the session's parser expects (after it changed), in
+        ``row``: the row's values as a list (the caller writes it to the row)."""
         app: Any = s.app
-        S[r, PROBE] = int(app is None and not s.app_probed)
+        row[PROBE] = int(app is None and not s.app_probed)
         if app is None or app.tls:
-            S[r, APP] = APP_NONE
+            row[APP] = APP_NONE
             return
         st = app.state
-        S[r, BFRAME] = -1                 # no body segment counted yet
-        S[r, TAIL] = int.from_bytes(app._tail, "big")
-        S[r, TAILN] = len(app._tail)
+        row[BFRAME] = -1                 # no body segment counted yet
+        row[TAIL] = int.from_bytes(app._tail, "big")
+        row[TAILN] = len(app._tail)
         if st is ClientState.CHUNK:
-            S[r, APP] = APP_CHUNK
-            S[r, CLEFT] = app._chunk_left
+            row[APP] = APP_CHUNK
+            row[CLEFT] = app._chunk_left
             return
         pending = app._pending
         if (app._cbuf or app._sbuf or app._auth_continue or app._body_gap
                 or len(pending) > PENDING_KEPT):
-            S[r, APP] = APP_BODY if st is ClientState.BODY else APP_LINE
+            row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
             return
         codes = self._codes
         PF = self.PF
         for k, cmd in enumerate(pending):
             code = codes.get(cmd.verb)
             if code is None:
-                S[r, APP] = APP_BODY if st is ClientState.BODY else APP_LINE
+                row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
                 return
             PF[r, k] = code
         self.PE[r] = -1
-        S[r, APP] = APP_SMTP
-        S[r, ST] = self._ST[st]
-        S[r, NPEND] = len(pending)
-        S[r, PHEAD] = 0
-        S[r, MAXLINE] = app.max_line
+        row[APP] = APP_SMTP
+        row[ST] = self._ST[st]
+        row[NPEND] = len(pending)
+        row[PHEAD] = 0
+        row[MAXLINE] = app.max_line
 
     def _verb(self, code: int) -> str:
         verb = self._verbs.get(code)
@@ -343,15 +335,14 @@ class FastLane:
             else:
                 self.t._closing(owner[r], ts, frame)   # type: ignore[arg-type]
 
-    def _skips(self, s: Session, r: int) -> None:
+    def _skips(self, s: Session, r: int, row: list[int]) -> None:
         """Give the parser what the kernel did for it: body bytes it counted, its last
-        segment."""
-        S = self.S
-        if not S[r, SK]:
+        segment (``row``: the row's values)."""
+        if not row[SK]:
             return
+        S = self.S
         app: Any = s.app
-        vals = S[r, SK:CLEFT + 1].tolist()
-        _sk, badd, bframe, bpushed, bts, lframe, lpushed, lts, tail, tailn, cleft = vals
+        _sk, badd, bframe, bpushed, bts, lframe, lpushed, lts, tail, tailn, cleft = row[SK:CLEFT + 1]
         app.body_bytes += badd
         app._last_frame, app._last_pushed, app._last_ts = lframe, bool(lpushed), lts
         if bframe >= 0:   # the latest body segment (skipped or ending a body)
@@ -406,7 +397,7 @@ class FastLane:
             if row[b + HASISN]:
                 dd.isn = row[b + ISN]
         if s.app is not None:
-            self._skips(s, r)
+            self._skips(s, r, row)
         S[r, DIRTY] = 0
 
     def _free(self, s: Session) -> None:
@@ -504,9 +495,11 @@ class FastLane:
         r = int(fslot[fi])
         s = self.owner[r]
         app: Any = s.app  # type: ignore[union-attr]
-        self._skips(s, r)  # type: ignore[arg-type]
+        self._skips(s, r, self.S[r].tolist())  # type: ignore[arg-type]
         app.data(d == s.client_dir, data[po:po + plen], frame, bool(fl & PSH), ts)  # type: ignore[union-attr]
-        self._app_state(s, r)  # type: ignore[arg-type]
+        row = self.S[r].tolist()
+        self._app_state(s, r, row)  # type: ignore[arg-type]
+        self.S[r] = row
 
     SLOW_PER_FLOW = 8    # slow packets of one flow in one batch before the flow stays slow
 
