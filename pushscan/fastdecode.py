@@ -21,27 +21,27 @@ from .sources.capture import RawBatch
 SUPPORTED = (0, 1, 12, 14, 101, 108, 113, 228, 229, 276)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _u8(a, i):  # pragma: no cover - compiled
     return np.int64(a[i]) if 0 <= i < a.shape[0] else np.int64(0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _u16(a, i):  # pragma: no cover - compiled
     return (_u8(a, i) << 8) | _u8(a, i + 1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _u32(a, i):  # pragma: no cover - compiled
     return (_u16(a, i) << 16) | _u16(a, i + 2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _u64(a, i):  # pragma: no cover - compiled
     return (np.uint64(_u32(a, i)) << np.uint64(32)) | np.uint64(_u32(a, i + 4))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def has_end(a, lo, hi):  # pragma: no cover - compiled
     """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
     i = lo
@@ -60,7 +60,7 @@ def has_end(a, lo, hi):  # pragma: no cover - compiled
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _mss(a, p, end):  # pragma: no cover - compiled
     """decode.mss_option"""
     while p < end:
@@ -81,12 +81,14 @@ def _mss(a, p, end):  # pragma: no cover - compiled
     return 0
 
 
-@njit(cache=True, nogil=True)
-def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats):  # pragma: no cover
+@njit(cache=True, nogil=True, _nrt=False)
+def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats, kc):  # pragma: no cover
     """Decode packets; returns (segments, flows, icmp packets). ``cols`` gets the
     SegmentBatch columns (12 rows: the twelfth tells whether the payload holds CRLF.CRLF,
     for the fast lane's SMTP body counting), ``keys`` the flows' key columns, ``icmp`` the
-    indices of ICMP packets (with their l4 offset and IP version) for Python."""
+    indices of ICMP packets (with their l4 offset and IP version) for Python; ``kc`` is
+    scratch space for a flow key (compiled without reference counting, as tcp/kernel.py
+    explains, the kernel allocates nothing)."""
     n = off.shape[0]
     mask = table.shape[0] - 1
     table[:] = -1
@@ -94,7 +96,6 @@ def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats):  # pra
     nflow = 0
     nicmp = 0
     MIX = np.uint64(0x9E3779B97F4A7C15)
-    kc = np.empty(7, np.uint64)
     for k in range(n):
         o = off[k]
         end = o + cap[k]
@@ -296,7 +297,7 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     icmp = np.empty((max(n, 1), 3), dtype=np.int64)
     st = np.zeros(7, dtype=np.int64)
     nseg, nflow, nicmp = _kernel(a, raw.off, raw.caplen, raw.linktype, raw.ts, frame0,
-                                 cols, keys, table, icmp, st)
+                                 cols, keys, table, icmp, st, np.empty(7, dtype=np.uint64))
     stats.not_ip += int(st[S_NOT_IP])
     stats.not_tcp += int(st[S_NOT_TCP])
     stats.fragments += int(st[S_FRAG])

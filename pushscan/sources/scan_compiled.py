@@ -5,32 +5,33 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
+def _word(a, p, big):  # pragma: no cover - compiled
+    if big:
+        return (np.int64(a[p]) << 24) | (np.int64(a[p + 1]) << 16) | \
+            (np.int64(a[p + 2]) << 8) | np.int64(a[p + 3])
+    return (np.int64(a[p + 3]) << 24) | (np.int64(a[p + 2]) << 16) | \
+        (np.int64(a[p + 1]) << 8) | np.int64(a[p])
+
+
+@njit(cache=True, nogil=True, _nrt=False)   # no reference counting: see tcp/kernel.py
 def kernel(a, pos, big, limit, off, cap, orig, sec, frac):  # pragma: no cover - compiled
     n = a.shape[0]
     k = 0
     damaged = False
-    v = np.empty(4, np.int64)
     while pos + 16 <= n and k < off.shape[0]:
-        for j in range(4):
-            p = pos + 4 * j
-            if big:
-                v[j] = (np.int64(a[p]) << 24) | (np.int64(a[p + 1]) << 16) | \
-                    (np.int64(a[p + 2]) << 8) | np.int64(a[p + 3])
-            else:
-                v[j] = (np.int64(a[p + 3]) << 24) | (np.int64(a[p + 2]) << 16) | \
-                    (np.int64(a[p + 1]) << 8) | np.int64(a[p])
-        if v[2] > limit:
+        incl = _word(a, pos + 8, big)
+        if incl > limit:
             damaged = True
             break
-        end = pos + 16 + v[2]
+        end = pos + 16 + incl
         if end > n:
             break
         off[k] = pos + 16
-        cap[k] = v[2]
-        orig[k] = v[3]
-        sec[k] = v[0]
-        frac[k] = v[1]
+        cap[k] = incl
+        orig[k] = _word(a, pos + 12, big)
+        sec[k] = _word(a, pos, big)
+        frac[k] = _word(a, pos + 4, big)
         k += 1
         pos = end
     return k, pos, damaged

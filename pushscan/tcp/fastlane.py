@@ -136,6 +136,7 @@ class FastLane:
         self.EV = np.zeros((EVENTS, 9), dtype=np.int64)
         self.PE = np.full((capacity, PENDING_KEPT), -1, dtype=np.int64)   # their events, if this round's
         self.ne = np.zeros(2, dtype=np.int64)      # events so far, round number
+        self.U = np.empty(16, dtype=np.int64)      # the kernel's scratch (it allocates nothing)
         self._codes: dict[str, int] = {"DATA body": VERB_BODY}
         self._verbs: dict[int, str] = {VERB_BODY: "DATA body"}
         self.owner: list[Optional[Session]] = [None] * capacity
@@ -470,7 +471,7 @@ class FastLane:
                 self.ne[0] = 0
                 self.ne[1] += 1
                 no, ns, nr = self.kernel(self.S, self.UF, self.W, self.DS, self.PF, self.PE,
-                                         self.EV, self.ne, P, a, mapped is not None, fslot, todo,
+                                         self.EV, self.ne, self.U, P, a, mapped is not None, fslot, todo,
                                          len(todo), out, slow, rec, blk)
                 if self.ne[0]:
                     self._replay(int(self.ne[0]))

@@ -3,6 +3,11 @@
 Module-level functions, so that numba caches them. Imported only when the fast lane is
 attached (``fastlane.py`` documents the contract). Column numbers are module constants,
 compiled in.
+
+Compiled without numba's reference counting (``_nrt=False``): with it, every call of a
+helper, inlined or not, increments and decrements each array argument's count with
+atomic instructions, which cost more than the tracking itself. The kernel therefore
+allocates nothing (scratch space comes in as arguments).
 """
 import numpy as np
 from numba import njit
@@ -58,12 +63,12 @@ BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
 MASK, HALF = (1 << 32) - 1, 1 << 31
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def unwrap(v, ref):  # pragma: no cover - compiled
     return ref + ((v - ref + HALF) & MASK) - HALF
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
     """Write event k: (kind, row, value, frame, ts or direction, flag); no reply yet."""
     EV[k, 0] = kind
@@ -75,7 +80,7 @@ def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
     EV[k, 6] = -1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def body_skip(S, a, s, po, plen, ends):  # pragma: no cover - compiled
     """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
     its start: count it (True). Otherwise the reference parser must see it (False,
@@ -96,13 +101,13 @@ def body_skip(S, a, s, po, plen, ends):  # pragma: no cover - compiled
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _space(c):  # pragma: no cover - compiled
     return c == 32 or (9 <= c <= 13)
 
 
-@njit(cache=True, nogil=True)
-def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
+@njit(cache=True, nogil=True, _nrt=False)
+def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
     """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
     (verb) and final replies become events EV[ne[0]:], the row's state follows. A reply to
     a command read in the same round is written into that command's event (columns 6-8)
@@ -120,7 +125,7 @@ def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # prag
     maxline = S[s, MAXLINE]
     k = ne[0]
     pos = lo
-    undo = np.empty(16, np.int64)   # command events given a reply: undone on failure
+    undo = U                        # command events given a reply: undone on failure
     npatch = 0
     fail = False
     while pos < hi:
@@ -230,8 +235,8 @@ def smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, lo, hi, client):  # prag
     return k
 
 
-@njit(cache=True, nogil=True)
-def body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
+@njit(cache=True, nogil=True, _nrt=False)
+def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
     """A body segment holding CRLF.CRLF (``SmtpDialogue._body_data``): the message ends
     (event 4: the body bytes it used), then the rest of the segment is read as command
     lines. Returns the new event count, or -1 (nothing changed) if the reference
@@ -273,7 +278,7 @@ def body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no c
     k = k0 + 1
     if used < plen:
         ne[0] = k
-        k = smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, po + used, po + plen, True)
+        k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po + used, po + plen, True)
         ne[0] = k0
         if k < 0:
             S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED], \
@@ -282,7 +287,7 @@ def body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen):  # pragma: no c
     return k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
     """Descriptors to bytes: the window's WLEN bytes go into the ring (WMODE 1)."""
     cap = DS.shape[2]
@@ -294,7 +299,8 @@ def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
         o = DS[s, d, q, 0]
         ln = DS[s, d, q, 1]
         take = min(ln, pos)
-        W[s, d, pos - take:pos] = a[o + ln - take:o + ln]
+        for x in range(take):       # (loops: a slice assignment would need numba's runtime)
+            W[s, d, pos - take + x] = a[o + ln - take + x]
         pos -= take
         j -= 1
     S[s, src + WPOS] = S[s, src + WLEN] % WINDOW_KEEP
@@ -304,7 +310,7 @@ def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
     S[s, src + DSUM] = 0
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - compiled
     """Delivered bytes a[po:po+plen] join the conflict window (tracker._deliver)."""
     K = WINDOW_KEEP
@@ -334,15 +340,16 @@ def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - 
         n = K
     wp = S[s, src + WPOS]
     first = min(n, K - wp)
-    W[s, d, wp:wp + first] = a[off:off + first]
-    if n > first:
-        W[s, d, 0:n - first] = a[off + first:off + n]
+    for x in range(first):
+        W[s, d, wp + x] = a[off + x]
+    for x in range(n - first):
+        W[s, d, x] = a[off + first + x]
     S[s, src + WPOS] = (wp + n) % K
     S[s, src + WLEN] = min(S[s, src + WLEN] + plen, K)
     S[s, src + WMODE] = 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compiled
     """Do window bytes j..j+n (0 = oldest) differ from a[p:p+n]?"""
     wlen = S[s, src + WLEN]
@@ -374,7 +381,7 @@ def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compi
     return False
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
     """The acknowledgement part of a packet (tracker._step)."""
     if fl & ACK_ and S[s, dst + STARTED]:
@@ -385,7 +392,7 @@ def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
             S[s, HS_ACK] = 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
     """A data segment's counters (tracker._step)."""
     S[s, src + DSEG] += 1
@@ -398,7 +405,7 @@ def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
         S[s, src + OVERS] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # pragma: no cover
     """A segment whose bytes were all delivered before (tracker._overlap with nothing
     new): counted, compared with the window, its PSH noted; the attempt and any conflict
@@ -434,8 +441,8 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
     return 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover - compiled
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
     changed)."""
@@ -510,7 +517,7 @@ def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover 
             status = 1
         elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
             if not body_skip(S, a, s, po, plen, P[11, i]):
-                k = body_end(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, plen)
+                k = body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen)
                 if k < 0:
                     status = 1
                 else:
@@ -519,7 +526,7 @@ def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover 
             if not (d == cd and body_skip(S, a, s, po, plen, P[11, i])):
                 status = 1
         elif app == APP_SMTP:
-            k = smtp_lines(S, PF, PE, EV, ne, a, s, frame, ts, psh, po, po + plen, d == cd)
+            k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, po + plen, d == cd)
             if k < 0:
                 status = 1
             else:
@@ -589,8 +596,8 @@ def step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i):  # pragma: no cover 
     return status
 
 
-@njit(cache=True, nogil=True)
-def kernel(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
+@njit(cache=True, nogil=True, _nrt=False)
+def kernel(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
     """One round over ``todo``: returns (left over, slow, records) counts."""
     blk[:] = 0
     no = 0
@@ -610,7 +617,7 @@ def kernel(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, fslot, todo, nt, out, slo
             slow[ns] = i
             ns += 1
             continue
-        st = step(S, UF, W, DS, PF, PE, EV, ne, P, a, mapped, s, i)
+        st = step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i)
         if st == 2:
             blk[f] = 1
             slow[ns] = i
