@@ -84,8 +84,9 @@ def _mss(a, p, end):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True, _nrt=False)
 def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats, kc):  # pragma: no cover
     """Decode packets; returns (segments, flows, icmp packets). ``cols`` gets the
-    SegmentBatch columns (12 rows: the twelfth tells whether the payload holds CRLF.CRLF,
-    for the fast lane's SMTP body counting), ``keys`` the flows' key columns, ``icmp`` the
+    SegmentBatch columns (14 rows: the twelfth tells whether the payload holds CRLF.CRLF,
+    the last two hold its first and last 4 bytes, big-endian: the fast lane counts SMTP
+    body segments with them, without reading the payload again), ``keys`` the flows' key columns, ``icmp`` the
     indices of ICMP packets (with their l4 offset and IP version) for Python; ``kc`` is
     scratch space for a flow key (compiled without reference counting, as tcp/kernel.py
     explains, the kernel allocates nothing)."""
@@ -281,6 +282,12 @@ def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats, kc):  #
         cols[9, nseg] = pay_len
         cols[10, nseg] = mss
         cols[11, nseg] = 1 if pay_len >= 5 and has_end(a, pay_off, pay_off + pay_len) else 0
+        if pay_len >= 4:   # read here, while the payload is in this core's cache
+            cols[12, nseg] = _u32(a, pay_off)
+            cols[13, nseg] = _u32(a, pay_off + pay_len - 4)
+        else:
+            cols[12, nseg] = 0
+            cols[13, nseg] = 0
         nseg += 1
     return nseg, nflow, nicmp
 
@@ -290,7 +297,7 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     n = len(raw)
     stats.packets += n
     a = np.frombuffer(raw.data, dtype=np.uint8)
-    cols = np.empty((12, n), dtype=np.int64)
+    cols = np.empty((14, n), dtype=np.int64)
     keys = np.empty((max(n, 1), 7), dtype=np.uint64)
     size = 1 << max(4, (2 * n).bit_length())
     table = np.empty(size, dtype=np.int64)

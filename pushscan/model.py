@@ -67,8 +67,9 @@ class SegmentBatch:
 
     The native decoder fills ``cols`` instead of the lists: one int64 array with a row
     per column in the order of ``COLUMNS`` and an eleventh row holding each segment's
-    MSS option or 0 (no per-packet Python objects); the compiled decoder adds a twelfth:
-    1 if the payload holds CRLF.CRLF. ``columns()`` gives the lists either way.
+    MSS option or 0 (no per-packet Python objects); the compiled decoder adds three: 1
+    if the payload holds CRLF.CRLF, and the payload's first and last 4 bytes (big-endian,
+    payloads of 4 bytes or more). ``columns()`` gives the lists either way.
     """
 
     COLUMNS = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len")
@@ -87,7 +88,7 @@ class SegmentBatch:
     flows: list[FlowKey] = field(default_factory=list)
     mss: dict[int, int] = field(default_factory=dict)
     icmp: list[IcmpError] = field(default_factory=list)
-    cols: Optional[Any] = None     # numpy int64 array (11 or 12, n): COLUMNS, MSS, [CRLF.CRLF]
+    cols: Optional[Any] = None     # int64 array (11 or 14, n): COLUMNS, MSS, [CRLF.CRLF, head, tail]
 
     def __len__(self) -> int:
         return len(self.frame) if self.cols is None else int(self.cols.shape[1])

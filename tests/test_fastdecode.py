@@ -32,9 +32,15 @@ def compare(path: str) -> int:
             ref_stats, fast_stats = DecodeStats(), DecodeStats()
             ref, fast = decode(rb, frame0, ref_stats), decode_fast(rb, frame0, fast_stats)
             assert rows(fast) == rows(ref)
-            if len(fast):   # the twelfth column: CRLF.CRLF in the captured payload
-                ends = [int(b"\r\n.\r\n" in fast.data[o:o + n]) for o, n in fast.cols[8:10].T.tolist()]
+            if len(fast):   # the extra columns: CRLF.CRLF in the captured payload, its ends
+                spans = fast.cols[8:10].T.tolist()
+                ends = [int(b"\r\n.\r\n" in fast.data[o:o + n]) for o, n in spans]
                 assert fast.cols[11].tolist() == ends
+                heads = [int.from_bytes(fast.data[o:o + 4], "big") if n >= 4 else 0 for o, n in spans]
+                tails = [int.from_bytes(fast.data[o + n - 4:o + n], "big") if n >= 4 else 0
+                         for o, n in spans]
+                assert fast.cols[12].tolist() == heads
+                assert fast.cols[13].tolist() == tails
             assert fast.mss == ref.mss
             assert fast.icmp == ref.icmp
             assert fast_stats == ref_stats

@@ -427,8 +427,8 @@ class FastLane:
         possible (evictions depend on the order of every session's last packet)."""
         t = self.t
         P = batch.cols
-        if P is None or P.shape[0] < 12 or t.trace_ids:
-            return False   # the kernel needs the compiled decoder's twelfth column
+        if P is None or P.shape[0] < 14 or t.trace_ids:
+            return False   # the kernel needs the compiled decoder's extra columns
         # new sessions: at most one per flow not yet known plus one per SYN
         syns = int(np.count_nonzero(P[4] & 0x02))
         return len(t.table) + syns + len(batch.flows) < t.max_sessions

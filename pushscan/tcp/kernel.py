@@ -81,22 +81,20 @@ def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
-def body_skip(S, a, s, po, plen, ends):  # pragma: no cover - compiled
+def body_skip(S, s, plen, ends, head, tail):  # pragma: no cover - compiled
     """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
     its start: count it (True). Otherwise the reference parser must see it (False,
-    nothing changed)."""
+    nothing changed). ``head``, ``tail``: its first and last 4 bytes (from the decoder,
+    so that the payload is not read again here)."""
     if plen < 4 or ends:
         return False
     tn = S[s, TAILN]
-    v = S[s, TAIL]                # the tail, then the segment's first 4 bytes
-    for k in range(4):
-        v = (v << 8) | a[po + k]
+    v = (S[s, TAIL] << 32) | head  # the tail, then the segment's first 4 bytes
     for i in range(tn):           # the 5-byte windows that straddle the boundary
         if (v >> (8 * (tn - 1 - i))) & 0xFFFFFFFFFF == 0x0D0A2E0D0A:
             return False
     S[s, BADD] += plen
-    S[s, TAIL] = (np.int64(a[po + plen - 4]) << 24) | (np.int64(a[po + plen - 3]) << 16) | \
-        (np.int64(a[po + plen - 2]) << 8) | np.int64(a[po + plen - 1])
+    S[s, TAIL] = tail
     S[s, TAILN] = 4
     return True
 
@@ -516,14 +514,14 @@ def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cov
         if app == APP_LINE:
             status = 1
         elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
-            if not body_skip(S, a, s, po, plen, P[11, i]):
+            if not body_skip(S, s, plen, P[11, i], P[12, i], P[13, i]):
                 k = body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen)
                 if k < 0:
                     status = 1
                 else:
                     ne[0] = k
         elif app == APP_BODY:
-            if not (d == cd and body_skip(S, a, s, po, plen, P[11, i])):
+            if not (d == cd and body_skip(S, s, plen, P[11, i], P[12, i], P[13, i])):
                 status = 1
         elif app == APP_SMTP:
             k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, po + plen, d == cd)
