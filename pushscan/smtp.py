@@ -54,6 +54,12 @@ class SmtpDialogue:
     ``unsolicited`` (replies with no command waiting, e.g. a 421 timeout), ``tls``,
     ``messages``, ``body_bytes``, ``malformed``."""
 
+    __slots__ = ("max_line", "lines_truncated", "commands", "greeting", "unsolicited", "tls",
+                 "messages", "body_bytes", "malformed", "state", "_cbuf", "_sbuf", "_pending",
+                 "_tail", "_chunk_left", "_chunk_last", "_auth_continue", "_body_gap",
+                 "_body_frame", "_body_pushed", "_body_ts", "_last_frame", "_last_pushed",
+                 "_last_ts")
+
     def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
         self.lines_truncated = 0   # lines longer than max_line (the rest was skipped)

@@ -261,8 +261,8 @@ class FastLane:
         S[r] = row
         return r
 
-    _ST = {ClientState.COMMAND: ST_COMMAND, ClientState.AWAIT_DATA_GO: ST_AWAIT,
-           ClientState.BODY: ST_BODY}
+    _ST = {id(ClientState.COMMAND): ST_COMMAND, id(ClientState.AWAIT_DATA_GO): ST_AWAIT,
+           id(ClientState.BODY): ST_BODY}   # by id: an Enum hashes in Python code
 
     def _app_state(self, s: Session, r: int, row: list[int]) -> None:
         """Tell the kernel what the session's parser expects (after it changed), in
@@ -285,17 +285,18 @@ class FastLane:
                 or len(pending) > PENDING_KEPT):
             row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
             return
-        codes = self._codes
-        PF = self.PF
-        for k, cmd in enumerate(pending):
-            code = codes.get(cmd.verb)
-            if code is None:
-                row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
-                return
-            PF[r, k] = code
-        self.PE[r] = -1
+        if pending:
+            codes = self._codes
+            PF, PE = self.PF, self.PE
+            for k, cmd in enumerate(pending):
+                code = codes.get(cmd.verb)
+                if code is None:
+                    row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
+                    return
+                PF[r, k] = code
+                PE[r, k] = -1       # not read by the kernel in this round
         row[APP] = APP_SMTP
-        row[ST] = self._ST[st]
+        row[ST] = self._ST[id(st)]
         row[NPEND] = len(pending)
         row[PHEAD] = 0
         row[MAXLINE] = app.max_line
