@@ -86,7 +86,9 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     try:
         with _progress(captures) as progress:
             todo = groups(list(captures), opts)
-            parallel = in_parallel(todo, opts, jobs) if jobs > 1 and len(todo) > 1 else None
+            # JSON formats: workers send sessions already encoded
+            parallel = in_parallel(todo, opts, jobs, as_text=fmt in ("json", "jsonl")) \
+                if jobs > 1 and len(todo) > 1 else None
             for group in todo:
                 head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
                 writer = JsonDocument(stream, head) if fmt == "json" else \
@@ -100,7 +102,10 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                 else:
                     report, unreadable = next(parallel)
                     for doc in report["sessions"]:
-                        emit(doc)
+                        if writer is not None:
+                            writer.session_text(doc)
+                        else:
+                            emit(doc)
                     report["sessions"] = []
                 for err in unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)

@@ -63,8 +63,12 @@ class JsonDocument:
             self.out.write(json.dumps(self.head)[:-1] + ',\n"sessions": [')
 
     def session(self, doc: dict[str, Any]) -> None:
+        self.session_text(_compact(doc))
+
+    def session_text(self, text: str) -> None:
+        """A session already encoded (by ``_compact``, in a worker process)."""
         self._start()
-        self.out.write(("\n " if self.n == 0 else ",\n ") + _compact(doc))
+        self.out.write(("\n " if self.n == 0 else ",\n ") + text)
         self.n += 1
 
     def finish(self, report: dict[str, Any]) -> None:
@@ -81,7 +85,10 @@ class JsonLines:
         self.out = out
 
     def session(self, doc: dict[str, Any]) -> None:
-        self.out.write(_compact(doc) + "\n")
+        self.session_text(_compact(doc))
+
+    def session_text(self, text: str) -> None:
+        self.out.write(text + "\n")
         self.out.flush()
 
     def finish(self, report: dict[str, Any]) -> None:
