@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -125,10 +126,14 @@ def main() -> None:
         files = [str(h) for h in halves]
         for label, env in (("", None), (" (read-ahead off: one core per analysis)",
                                         dict(os.environ, PUSHSCAN_READAHEAD="0"))):
-            w1, _ = measure(base + ["-j", "1"] + files, env)
-            w2, _ = measure(base + ["-j", "2"] + files, env)
+            runs: dict[str, list[float]] = {"1": [], "2": []}
+            for _ in range(a.repeat):      # in turn, as above; the medians count
+                for j in runs:
+                    runs[j].append(measure(base + ["-j", j] + files, env)[0])
+            w1, w2 = statistics.median(runs["1"]), statistics.median(runs["2"])
             print(f"\ntwo files of {a.packets // 2:,} packets{label}: -j 1 {w1:.2f} s, "
-                  f"-j 2 {w2:.2f} s (speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores)")
+                  f"-j 2 {w2:.2f} s (speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores; runs "
+                  f"{', '.join(f'{x:.2f}' for x in runs['1'])} and {', '.join(f'{x:.2f}' for x in runs['2'])})")
         for h in halves:
             h.unlink()
     if a.engines:
