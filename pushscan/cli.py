@@ -101,11 +101,12 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                     report, unreadable = a.run(), a.unreadable
                 else:
                     report, unreadable = next(parallel)
-                    for doc in report["sessions"]:
+                    # JSON text from the workers for the JSON formats, documents otherwise
+                    for item in report["sessions"]:
                         if writer is not None:
-                            writer.session_text(doc)
+                            writer.session_text(item)
                         else:
-                            emit(doc)
+                            emit(item)
                     report["sessions"] = []
                 for err in unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)
