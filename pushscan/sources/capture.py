@@ -20,7 +20,7 @@ import stat
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -232,13 +232,23 @@ class CaptureReader:
             yield from self._pcapng()
 
     # -- pcap ------------------------------------------------------------------------
+    def _pcap_header(self) -> tuple[int, int, bool]:
+        """The pcap file header's link type, the largest record length believed, and
+        whether the file is big-endian."""
+        snaplen, network = struct.unpack(self._endian + "II", self._head[16:24])
+        return network & 0x0FFFFFFF, max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0), \
+            self._endian == ">"
+
+    def _pcap_batch(self, buf: Any, linktype: int, k: int, offs: Any, caps: Any, origs: Any,
+                    secs: Any, fracs: Any) -> RawBatch:
+        """The k records just scanned in ``buf``, counted."""
+        self.packets += k
+        self.link_types[linktype] = self.link_types.get(linktype, 0) + k
+        return RawBatch(buf, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,
+                        np.full(k, linktype, dtype=np.int64))
+
     def _pcap(self) -> Iterator[RawBatch]:
-        hdr = self._head
-        e = self._endian
-        _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack(e + "HHiIII", hdr[4:24])
-        linktype = network & 0x0FFFFFFF
-        limit = max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0)
-        big = e == ">"
+        linktype, limit, big = self._pcap_header()
         buf = b""
         pos = 0
         eof = False
@@ -252,10 +262,7 @@ class CaptureReader:
             k, end, damaged, offs, caps, origs, secs, fracs = scan.choose(self.packets, fast=self.fast)(
                 buf, pos, big, limit, BATCH)
             if k:
-                self.packets += k
-                self.link_types[linktype] = self.link_types.get(linktype, 0) + k
-                yield RawBatch(buf, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,
-                               np.full(k, linktype, dtype=np.int64))
+                yield self._pcap_batch(buf, linktype, k, offs, caps, origs, secs, fracs)
             if damaged:
                 at = self.bytes_read - len(buf) + end
                 raise CaptureDamaged(f"record at byte {at} claims an impossible length")
@@ -280,11 +287,7 @@ class CaptureReader:
 
     def _pcap_mapped(self, mm: mmap.mmap) -> Iterator[RawBatch]:
         """``_pcap`` over a mapping: same batches, same errors."""
-        e = self._endian
-        snaplen, network = struct.unpack(e + "II", self._head[16:24])
-        linktype = network & 0x0FFFFFFF
-        limit = max(MAX_RECORD, snaplen if snaplen < (64 << 20) else 0)
-        big = e == ">"
+        linktype, limit, big = self._pcap_header()
         size = len(mm)
         pos = 24
         done = 0        # pages before this offset are released
@@ -293,11 +296,8 @@ class CaptureReader:
             k, end, damaged, offs, caps, origs, secs, fracs = scan.scan_pcap_numba(
                 mm, pos, big, limit, BATCH)  # type: ignore[arg-type]
             if k:
-                self.packets += k
                 self.bytes_read = end
-                self.link_types[linktype] = self.link_types.get(linktype, 0) + k
-                yield RawBatch(mm, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,  # type: ignore[arg-type]
-                               np.full(k, linktype, dtype=np.int64))
+                yield self._pcap_batch(mm, linktype, k, offs, caps, origs, secs, fracs)
                 starts.append(pos)
                 if len(starts) > 4:   # batches older than the read-ahead are done with
                     upto = starts.pop(0) // mmap.PAGESIZE * mmap.PAGESIZE

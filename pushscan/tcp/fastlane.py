@@ -142,6 +142,7 @@ class FastLane:
         self.owner: list[Optional[Session]] = [None] * capacity
         self.free = list(range(capacity - 1, -1, -1))
         self.created: Optional[list[Session]] = None   # sessions made in the current batch
+        self.slows = np.zeros(0, dtype=np.int64)       # per flow of the batch: slow packets
         self.packets = 0               # packets it applied itself (the rest: reference code)
         tracker.lane = self
 
