@@ -309,10 +309,10 @@ class Analysis:
             fast = big or None
         if not fast:
             return False
-        from .sources.scan import numba_available
-        if not numba_available():
+        from .compiled import available
+        if not available():
             return False
-        from .tcp import fastlane   # numba: imported only when a big input needs it
+        from .tcp import fastlane   # loaded only when a big input needs it
         fastlane.FastLane(tracker)
         engine.fast = True
         return True

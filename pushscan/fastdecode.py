@@ -10,8 +10,8 @@ open-addressing hash table of the seven key columns, in order of first appearanc
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .compiled import compiled, kernels
 from .decode import _icmp_error, linktype_name  # noqa: F401  (linktype_name: re-export)
 from .model import DecodeStats, SegmentBatch
 from .sources.capture import RawBatch
@@ -21,27 +21,27 @@ from .sources.capture import RawBatch
 SUPPORTED = (0, 1, 12, 14, 101, 108, 113, 228, 229, 276)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _u8(a, i):  # pragma: no cover - compiled
     return np.int64(a[i]) if 0 <= i < a.shape[0] else np.int64(0)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _u16(a, i):  # pragma: no cover - compiled
     return (_u8(a, i) << 8) | _u8(a, i + 1)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _u32(a, i):  # pragma: no cover - compiled
     return (_u16(a, i) << 16) | _u16(a, i + 2)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _u64(a, i):  # pragma: no cover - compiled
     return (np.uint64(_u32(a, i)) << np.uint64(32)) | np.uint64(_u32(a, i + 4))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def has_end(a, lo, hi):  # pragma: no cover - compiled
     """CRLF.CRLF in a[lo:hi]? Horspool over the 5-byte pattern."""
     i = lo
@@ -60,7 +60,7 @@ def has_end(a, lo, hi):  # pragma: no cover - compiled
     return False
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _mss(a, p, end):  # pragma: no cover - compiled
     """decode.mss_option"""
     while p < end:
@@ -81,7 +81,7 @@ def _mss(a, p, end):  # pragma: no cover - compiled
     return 0
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _kernel(a, off, cap, lt, ts, frame0, cols, keys, table, icmp, stats, kc):  # pragma: no cover
     """Decode packets; returns (segments, flows, icmp packets). ``cols`` gets the
     SegmentBatch columns (14 rows: the twelfth tells whether the payload holds CRLF.CRLF,
@@ -303,8 +303,9 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     table = np.empty(size, dtype=np.int64)
     icmp = np.empty((max(n, 1), 3), dtype=np.int64)
     st = np.zeros(7, dtype=np.int64)
-    nseg, nflow, nicmp = _kernel(a, raw.off, raw.caplen, raw.linktype, raw.ts, frame0,
-                                 cols, keys, table, icmp, st, np.empty(7, dtype=np.uint64))
+    nseg, nflow, nicmp = kernels().decode(a, raw.off, raw.caplen, raw.linktype, raw.ts,
+                                          frame0, cols, keys, table, icmp, st,
+                                          np.empty(7, dtype=np.uint64))
     stats.not_ip += int(st[S_NOT_IP])
     stats.not_tcp += int(st[S_NOT_TCP])
     stats.fragments += int(st[S_FRAG])

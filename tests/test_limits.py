@@ -67,9 +67,9 @@ def test_max_line_truncates_and_counts(tmp_path):
 
 @pytest.fixture(scope="module")
 def compiled() -> None:
-    """The compiled kernels exist (numba caches them at the first big analysis after an
-    install, which takes ~15 s and ~600 MB once): the memory measured below is the
-    analysis's, not that one-time compilation's."""
+    """The compiled kernels exist (built at the first big analysis after an install,
+    which takes ~10 s once): the memory measured below is the analysis's, not that
+    one-time build's."""
     r = subprocess.run([sys.executable, "-m", "pushscan", "analyze", str(CAPTURES / "smtp_ok.pcap")],
                        capture_output=True, cwd=ROOT, env=dict(os.environ, PUSHSCAN_FASTLANE="1"))
     assert r.returncode == 0, r.stderr

@@ -103,10 +103,10 @@ def test_numba_scanner_equals_python_scanner(name, cut):
     data = data[:len(data) - cut]
     big = data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
     py = scan.scan_pcap_py(data, 24, big, 1 << 20)
-    nb = scan.scan_pcap_numba(data, 24, big, 1 << 20)
+    nb = scan.scan_pcap_compiled(data, 24, big, 1 << 20)
     assert py[:3] == nb[:3]
     for a, b in zip(py[3:], nb[3:]):
         assert a.tolist() == b.tolist()
     bad = bytearray(data)
     bad[24 + 8:24 + 12] = (2 << 20).to_bytes(4, "big" if big else "little")
-    assert scan.scan_pcap_py(bytes(bad), 24, big, 1 << 20)[:3] == scan.scan_pcap_numba(bytes(bad), 24, big, 1 << 20)[:3] == (0, 24, True)
+    assert scan.scan_pcap_py(bytes(bad), 24, big, 1 << 20)[:3] == scan.scan_pcap_compiled(bytes(bad), 24, big, 1 << 20)[:3] == (0, 24, True)

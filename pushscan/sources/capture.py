@@ -293,7 +293,7 @@ class CaptureReader:
         done = 0        # pages before this offset are released
         starts: list[int] = []
         while True:
-            k, end, damaged, offs, caps, origs, secs, fracs = scan.scan_pcap_numba(
+            k, end, damaged, offs, caps, origs, secs, fracs = scan.scan_pcap_compiled(
                 mm, pos, big, limit, BATCH)  # type: ignore[arg-type]
             if k:
                 self.bytes_read = end

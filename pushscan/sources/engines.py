@@ -63,7 +63,7 @@ class NativeEngine:
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
         for rb in self.reader.batches():
             if self.fast:
-                from ..fastdecode import decode_fast   # numba: for big inputs only
+                from ..fastdecode import decode_fast   # compiled: for big inputs only
                 yield decode_fast(rb, frame0, stats), len(rb)
             else:
                 yield decode(rb, frame0, stats), len(rb)

@@ -3,8 +3,8 @@
 Two implementations with one contract: ``scan_pcap(buf, pos, big_endian, limit, most)``
 returns ``(count, end_pos, damaged, off, cap, orig, sec, frac)`` for at most ``most``
 complete records from ``pos``; ``damaged`` is true when a record claims more than ``limit`` bytes
-(scanning stops there). The Python one is the reference; the numba one is used for
-large inputs only, so that small files never pay numba's import and compile time.
+(scanning stops there). The Python one is the reference; the compiled one (``compiled.py``) is
+used for large inputs only, so that small files never pay for loading or building it.
 """
 from __future__ import annotations
 
@@ -44,26 +44,19 @@ def scan_pcap_py(buf: bytes, pos: int, big_endian: bool, limit: int, most: int =
             np.array(origs, i64), np.array(secs, i64), np.array(fracs, i64))
 
 
-def scan_pcap_numba(buf: bytes, pos: int, big_endian: bool, limit: int, most: int = 1 << 62) -> Result:
-    from .scan_compiled import kernel   # numba: imported only when a large input needs it
+def scan_pcap_compiled(buf: bytes, pos: int, big_endian: bool, limit: int, most: int = 1 << 62) -> Result:
+    from ..compiled import kernels   # loaded only when a large input needs it
     a = np.frombuffer(buf, dtype=np.uint8)
     most = max(1, min(most, (len(buf) - pos) // 16))
     cols = [np.empty(most, np.int64) for _ in range(5)]
-    k, end, damaged = kernel(a, pos, big_endian, limit, *cols)
+    k, end, damaged = kernels().scan(a, pos, big_endian, limit, *cols)
     return (int(k), int(end), bool(damaged), *(c[:k] for c in cols))  # type: ignore[return-value]
 
 
-def numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def choose(packets_so_far: int, threshold: int = 200_000, fast: bool = False) -> Callable[..., Result]:
-    """The scanner for the next chunk: numba once a file has proven large (or is known
-    to be)."""
-    if (fast or packets_so_far >= threshold) and numba_available():
-        return scan_pcap_numba
+    """The scanner for the next chunk: the compiled one once a file has proven large (or
+    is known to be)."""
+    from ..compiled import available
+    if (fast or packets_so_far >= threshold) and available():
+        return scan_pcap_compiled
     return scan_pcap_py

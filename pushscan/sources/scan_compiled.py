@@ -1,11 +1,13 @@
 """The pcap record scanner compiled with numba (module level, so that numba caches it;
-a function defined inside another is compiled again in every process). The contract is
-``scan.scan_pcap_py``'s; ``scan.scan_pcap_numba`` calls it."""
+a function defined inside another is compiled again in every process; see
+``compiled.py``). The contract is ``scan.scan_pcap_py``'s; ``scan.scan_pcap_compiled``
+calls it."""
 import numpy as np
-from numba import njit
+
+from ..compiled import compiled
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _word(a, p, big):  # pragma: no cover - compiled
     if big:
         return (np.int64(a[p]) << 24) | (np.int64(a[p + 1]) << 16) | \
@@ -14,7 +16,7 @@ def _word(a, p, big):  # pragma: no cover - compiled
         (np.int64(a[p + 1]) << 8) | np.int64(a[p])
 
 
-@njit(cache=True, nogil=True, _nrt=False)   # no reference counting: see tcp/kernel.py
+@compiled()   # no reference counting: see tcp/kernel.py
 def kernel(a, pos, big, limit, off, cap, orig, sec, frac):  # pragma: no cover - compiled
     n = a.shape[0]
     k = 0

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from ..compiled import kernels
 from ..model import ACK, PSH, SYN, SegmentBatch
 from ..seq import unwrap
 from ..smtp import ClientState, SmtpDialogue
@@ -100,7 +101,6 @@ from .kernel import (
     WLEN,
     WMODE,
     WPOS,
-    kernel,
 )
 from .session import FRAMES_KEPT, Session, Turn
 
@@ -124,7 +124,7 @@ class FastLane:
 
     def __init__(self, tracker: "Tracker", capacity: int = 0) -> None:
         capacity = capacity or self.ROWS
-        self.kernel = kernel
+        self.kernel = kernels().track
         self.t = tracker
         self.S = np.zeros((capacity, NF), dtype=np.int64)
         self.UF = np.zeros((capacity, FRAMES_KEPT), dtype=np.int64)

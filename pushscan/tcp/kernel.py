@@ -1,8 +1,9 @@
 """The fast lane's compiled kernel (numba), and the layout of its state.
 
-Module-level functions, so that numba caches them. Imported only when the fast lane is
-attached (``fastlane.py`` documents the contract). Column numbers are module constants,
-compiled in.
+Module-level functions marked with ``compiled()``: ``compiled.kernels()`` compiles
+them (ahead of time, or with numba's JIT), and this module imports no numba. Imported
+when the fast lane is attached (``fastlane.py`` documents the contract). Column numbers
+are module constants, compiled in.
 
 Compiled without numba's reference counting (``_nrt=False``): with it, every call of a
 helper, inlined or not, increments and decrements each array argument's count with
@@ -10,11 +11,13 @@ atomic instructions, which cost more than the tracking itself. The kernel theref
 allocates nothing (scratch space comes in as arguments).
 """
 import numpy as np
-from numba import njit
+
+from ..compiled import compiled
 
 # -- the state layout: one int64 row per session (fastlane.py copies sessions in and out) --
 # Kept in this module so that a change to it recompiles the kernel (numba's cache
-# notices changes to the compiled function's own file only).
+# notices changes to the compiled function's own file only; the ahead-of-time build
+# is keyed by this file's content).
 
 WINDOW_KEEP = 64 * 1024    # as tracker.WINDOW_KEEP: each row keeps a ring of this many
 #                            bytes per direction
@@ -63,12 +66,12 @@ BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
 MASK, HALF = (1 << 32) - 1, 1 << 31
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def unwrap(v, ref):  # pragma: no cover - compiled
     return ref + ((v - ref + HALF) & MASK) - HALF
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
     """Write event k: (kind, row, value, frame, ts or direction, flag); no reply yet."""
     EV[k, 0] = kind
@@ -80,7 +83,7 @@ def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
     EV[k, 6] = -1
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def body_skip(S, s, plen, ends, head, tail):  # pragma: no cover - compiled
     """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
     its start: count it (True). Otherwise the reference parser must see it (False,
@@ -99,12 +102,12 @@ def body_skip(S, s, plen, ends, head, tail):  # pragma: no cover - compiled
     return True
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def _space(c):  # pragma: no cover - compiled
     return c == 32 or (9 <= c <= 13)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
     """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
     (verb) and final replies become events EV[ne[0]:], the row's state follows. A reply to
@@ -233,7 +236,7 @@ def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # p
     return k
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
     """A body segment holding CRLF.CRLF (``SmtpDialogue._body_data``): the message ends
     (event 4: the body bytes it used), then the rest of the segment is read as command
@@ -285,7 +288,7 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
     return k
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
     """Descriptors to bytes: the window's WLEN bytes go into the ring (WMODE 1)."""
     cap = DS.shape[2]
@@ -308,7 +311,7 @@ def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
     S[s, src + DSUM] = 0
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - compiled
     """Delivered bytes a[po:po+plen] join the conflict window (tracker._deliver)."""
     K = WINDOW_KEEP
@@ -347,7 +350,7 @@ def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - 
     S[s, src + WMODE] = 1
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compiled
     """Do window bytes j..j+n (0 = oldest) differ from a[p:p+n]?"""
     wlen = S[s, src + WLEN]
@@ -379,7 +382,7 @@ def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compi
     return False
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
     """The acknowledgement part of a packet (tracker._step)."""
     if fl & ACK_ and S[s, dst + STARTED]:
@@ -390,7 +393,7 @@ def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
             S[s, HS_ACK] = 1
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
     """A data segment's counters (tracker._step)."""
     S[s, src + DSEG] += 1
@@ -403,7 +406,7 @@ def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
         S[s, src + OVERS] += 1
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # pragma: no cover
     """A segment whose bytes were all delivered before (tracker._overlap with nothing
     new): counted, compared with the window, its PSH noted; the attempt and any conflict
@@ -439,7 +442,7 @@ def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # 
     return 0
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@compiled(inline="always")
 def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
@@ -594,7 +597,7 @@ def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cov
     return status
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@compiled()
 def kernel(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
     """One round over ``todo``: returns (left over, slow, records) counts."""
     blk[:] = 0

@@ -1,0 +1,294 @@
+"""The fast lane's compiled loops: built ahead of time once per machine, numba's JIT otherwise.
+
+Three loops are written as numba functions: the pcap record scanner
+(``sources/scan_compiled.py``), the packet decoder (``fastdecode.py``) and the tracker
+kernel (``tcp/kernel.py``). Their modules mark them with ``compiled()``, which imports
+nothing, so that the fast lane's Python side can load without numba. ``load()`` gives
+the three entry points compiled:
+
+1. As an extension module built with numba's ahead-of-time compiler (``numba.pycc``),
+   once per source version, numpy version and Python, in the cache directory
+   (``PUSHSCAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/pushscan`` or ``~/.cache/pushscan``).
+   It loads in under a millisecond and does not load numba, whose import and first call
+   cost 0.3 s and 110 MB on every run otherwise. Building it takes numba and a C
+   compiler (``$CC`` or ``cc``), about 10 s; concurrent processes wait for one build.
+2. Otherwise with numba's JIT (cached by numba next to the sources). So when no compiler
+   is found, when a build failed (the reason is kept in ``<name>.failed`` in the cache
+   directory; delete it to try again) or when ``PUSHSCAN_KERNELS=jit``.
+
+Either way the machine code comes from the same functions, compiled by numba with the
+same options, and gives the same results (the tests run both).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+
+# The modules holding marked functions, and the entry points called from Python.
+MODULES = ("pushscan.sources.scan_compiled", "pushscan.fastdecode", "pushscan.tcp.kernel")
+ENTRIES = {"scan": ("pushscan.sources.scan_compiled", "kernel"),
+           "decode": ("pushscan.fastdecode", "_kernel"),
+           "track": ("pushscan.tcp.kernel", "kernel")}
+# numba options of every marked function. Without numba's reference counting (``_nrt``):
+# with it, every call of a helper, inlined or not, counts each array argument up and
+# down with atomic instructions (tcp/kernel.py); so the loops allocate nothing.
+OPTIONS = {"cache": True, "nogil": True, "_nrt": False}
+BUILD_TIMEOUT = 900          # seconds
+STALE_DAYS = 7               # other builds in the cache directory older than this go
+FAILED = "pushscan-build-failed: "   # how the build process states why it failed
+
+
+class Kernels(NamedTuple):
+    scan: Callable[..., Any]      # sources/scan_compiled.kernel
+    decode: Callable[..., Any]    # fastdecode._kernel
+    track: Callable[..., Any]     # tcp/kernel.kernel
+    origin: str                   # "built: <path>" or "jit"
+
+
+def compiled(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function for numba (``OPTIONS`` plus ``options``, e.g. ``inline="always"``).
+    The function stays plain Python until ``kernels()`` compiles its module."""
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        f._numba_options = {**OPTIONS, **options}  # type: ignore[attr-defined]
+        return f
+    return mark
+
+
+def signatures() -> dict[str, Any]:
+    """The entry points' numba signatures (the ahead-of-time module checks no types, so
+    these must be what the callers pass; a test compares them with what the JIT infers)."""
+    from numba import types as t
+    i8, u8, b = t.int64, t.uint8, t.boolean
+
+    def arr(dtype: Any, ndim: int, readonly: bool = False) -> Any:
+        return t.Array(dtype, ndim, "C", readonly=readonly)
+
+    a1, a2 = arr(i8, 1), arr(i8, 2)
+    buf = arr(u8, 1, readonly=True)   # the capture's bytes (bytes or a read-only mmap)
+    return {
+        "scan": t.Tuple((i8, i8, b))(buf, i8, b, i8, a1, a1, a1, a1, a1),
+        "decode": t.UniTuple(i8, 3)(buf, a1, a1, a1, a1, i8, a2, arr(t.uint64, 2), a1, a2,
+                                    a1, arr(t.uint64, 1)),
+        "track": t.UniTuple(i8, 3)(a2, a2, arr(u8, 3), arr(i8, 4), a2, a2, a2, a1, a1, a2,
+                                   buf, b, a1, a1, i8, a1, a1, a1, a1),
+    }
+
+
+# -- numba's JIT -------------------------------------------------------------------------
+def jit_modules() -> None:
+    """Replace every marked function of ``MODULES`` by its numba dispatcher (before any
+    is called: numba reads a callee from its module when it compiles the caller)."""
+    import numba
+    for name in MODULES:
+        mod = importlib.import_module(name)
+        for attr, f in list(vars(mod).items()):
+            options = getattr(f, "_numba_options", None)
+            if options is not None and callable(f):
+                setattr(mod, attr, numba.njit(**options)(f))
+
+
+def _jit() -> Optional[Kernels]:
+    try:
+        jit_modules()
+    except ImportError:
+        return None
+    fns = {k: getattr(importlib.import_module(m), f) for k, (m, f) in ENTRIES.items()}
+    return Kernels(origin="jit", **fns)
+
+
+# -- ahead of time -----------------------------------------------------------------------
+def cache_dir() -> Path:
+    env = os.environ.get("PUSHSCAN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pushscan"
+
+
+def module_name() -> str:
+    """The built module's name: a digest of everything its machine code depends on."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for name in (__name__,) + MODULES:
+        h.update((root / (name.split(".", 1)[1].replace(".", "/") + ".py")).read_bytes())
+    h.update(f"{np.__version__} {sys.version} {sysconfig.get_platform()}".encode())
+    return "pushscan_kernels_" + h.hexdigest()[:16]
+
+
+def compiler() -> Optional[str]:
+    """The C compiler a build would use (as distutils chooses it), if installed."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    words = cc.split()
+    return shutil.which(words[0]) if words else None
+
+
+def _note(text: str) -> None:
+    print(f"pushscan: {text}", file=sys.stderr, flush=True)
+
+
+def _build(cache: Path, name: str) -> tuple[Optional[Path], str]:
+    """Build ``name`` into ``cache`` in a child process (numba and the compiler's memory
+    go with it); returns the module's path, or None and why not."""
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        return None, "the Python headers (Python.h) are not installed; Debian: python3-dev"
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache))
+    try:
+        root = str(Path(__file__).parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            proc = subprocess.run([sys.executable, "-m", __name__, str(work), name],
+                                  capture_output=True, text=True, env=env,
+                                  timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return None, str(exc)
+        built = list(work.glob(name + ".*"))
+        if proc.returncode != 0 or len(built) != 1:
+            lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+            said = [ln[len(FAILED):] for ln in lines if ln.startswith(FAILED)]
+            return None, (said or lines or [f"exit status {proc.returncode}"])[-1]
+        path = cache / built[0].name
+        os.replace(built[0], path)
+        return path, ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _prune(cache: Path, keep: str) -> None:
+    """Remove builds of other source versions not modified for ``STALE_DAYS``."""
+    old = time.time() - STALE_DAYS * 86400
+    for p in cache.glob("pushscan_kernels_*"):
+        if not p.name.startswith(keep + "."):
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime < old:
+                    p.unlink()
+
+
+def built_module() -> Optional[Path]:
+    """The ahead-of-time module for these sources: found in the cache or built now
+    (None if it cannot be: no compiler, unwritable cache, a failed build)."""
+    cache = cache_dir()
+    name = module_name()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    path = cache / (name + suffix)
+    failed = cache / (name + ".failed")
+    if path.exists():
+        return path
+    if failed.exists() or compiler() is None:
+        return None
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / "build.lock", "a")
+    except OSError:
+        return None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # one build; other processes wait for it
+        if path.exists():
+            return path
+        if failed.exists():
+            return None
+        if sys.stderr.isatty():
+            _note("building the compiled kernels, once for this version (about 10 s)")
+        built, why = _build(cache, name)
+        if built is None:
+            with contextlib.suppress(OSError):
+                failed.write_text(why + "\n")
+            _note(f"could not build the compiled kernels ({why}); using numba's JIT "
+                  f"(to try again, delete {failed})")
+            return None
+        _prune(cache, name)
+        return built
+
+
+def _load(path: Path) -> Optional[Kernels]:
+    name = path.name.split(".", 1)[0]
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    except (ImportError, OSError) as exc:
+        _note(f"could not load {path} ({exc}); using numba's JIT")
+        return None
+    return Kernels(origin=f"built: {path}", **{k: getattr(mod, k) for k in ENTRIES})
+
+
+_lock = threading.Lock()
+_kernels: list[Optional[Kernels]] = []
+
+
+def load() -> Optional[Kernels]:
+    """The compiled entry points (ahead of time if possible, else JIT), or None if
+    neither is available (numba not installed and no module built)."""
+    with _lock:
+        if not _kernels:
+            k = None
+            if os.environ.get("PUSHSCAN_KERNELS", "auto") != "jit":
+                path = built_module()
+                k = _load(path) if path is not None else None
+            _kernels.append(k or _jit())
+        return _kernels[0]
+
+
+def available() -> bool:
+    """Whether the fast lane can run (its kernels are compiled or compilable)."""
+    return load() is not None
+
+
+def kernels() -> Kernels:
+    """``load()``, for callers that checked ``available()``."""
+    k = load()
+    if k is None:
+        raise RuntimeError("the fast lane's compiled kernels are not available (numba?)")
+    return k
+
+
+# -- the build, in a child process: python -m pushscan.compiled DIR NAME -------------------
+def _main(out_dir: str, name: str) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")        # pycc is "pending deprecation" in numba 0.5x-0.6x
+    from numba.pycc import CC
+    from numba.pycc import compiler as pycc_compiler
+
+    class Flags(pycc_compiler.Flags):  # type: ignore[name-defined,misc]
+        """pycc's flags, but its wrappers let other threads run during a call, as the
+        JIT's ``nogil=True`` does (the read-ahead thread decodes while the main thread
+        tracks)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    pycc_compiler.Flags = Flags
+    jit_modules()
+    cc = CC(name)
+    cc.output_dir = out_dir
+    cc.use_nrt = False                      # as OPTIONS' _nrt=False
+    sigs = signatures()
+    for entry, (modname, fname) in ENTRIES.items():
+        cc.export(entry, sigs[entry])(getattr(importlib.import_module(modname), fname).py_func)
+    cc.compile()
+
+
+if __name__ == "__main__":
+    try:
+        _main(sys.argv[1], sys.argv[2])
+    except Exception as exc:   # the parent reports it in one line and uses the JIT
+        why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        print(f"{FAILED}{type(exc).__name__}: {why}", file=sys.stderr)
+        sys.exit(1)

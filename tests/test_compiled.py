@@ -1,0 +1,112 @@
+"""The fast lane's kernels: built ahead of time once, numba's JIT as the fallback; both
+give the same reports, and a failed or impossible build never stops an analysis."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ALL_CAPTURES, CAPTURES, require
+
+pytest.importorskip("numba")
+ROOT = CAPTURES.parent
+INPUTS = [str(p) for p in ALL_CAPTURES]
+
+
+def run(*args: str, env: dict[str, str] | None = None, code: str | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    """``pushscan analyze ARGS`` (or python ``code``) with the fast lane forced."""
+    argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "pushscan", "analyze", *args]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900,
+                          env=dict(os.environ, PUSHSCAN_FASTLANE="1", **(env or {})))
+
+
+def report(r: subprocess.CompletedProcess[str]) -> dict:
+    assert r.returncode in (0, 1), r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.slow
+def test_build_once_then_load_without_numba(tmp_path):
+    require("cc")
+    cache = tmp_path / "cache"
+    env = {"PUSHSCAN_CACHE_DIR": str(cache)}
+    first = run("--format", "json", *INPUTS, env=env)
+    built = sorted(p.name for p in cache.iterdir() if p.name.startswith("pushscan_kernels_"))
+    assert len(built) == 1 and built[0].endswith(".so"), built
+    assert first.stderr == ""          # not a terminal: no progress note
+    code = ("import sys, json\n"
+            "from pushscan import cli, compiled\n"
+            "try:\n"
+            f"    cli.main(['analyze', '--format', 'json', *{INPUTS!r}], standalone_mode=False)\n"
+            "finally:\n"
+            "    print(json.dumps({'origin': compiled.load().origin,\n"
+            "                      'numba': 'numba' in sys.modules}), file=sys.stderr)\n")
+    again = run(env=env, code=code)
+    assert report(again) == report(first)
+    status = json.loads(again.stderr)
+    assert status == {"origin": f"built: {cache / built[0]}", "numba": False}
+    assert len(report(first)["sessions"]) > 30
+
+
+@pytest.mark.slow
+def test_built_and_jit_kernels_give_the_same_report(tmp_path):
+    big = tmp_path / "bench.pcap"   # the kernels' common case: long bodies, retransmissions
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--packets", "60000",
+                    str(big)], check=True)
+    for inputs in (INPUTS, [str(big)]):
+        built = report(run("--format", "json", *inputs))
+        jit = report(run("--format", "json", *inputs, env={"PUSHSCAN_KERNELS": "jit"}))
+        assert built == jit
+    assert len(built["sessions"]) > 100
+    assert built["summary"]["by_code"]["RETRANSMISSIONS"] > 10
+
+
+@pytest.mark.slow
+def test_signatures_are_what_the_jit_infers():
+    """The built module checks no argument types: its signatures must be exactly what
+    the callers pass, which is what the JIT compiles for."""
+    code = ("import pushscan\n"
+            "from pushscan.analysis import Analysis, Options\n"
+            "from pushscan import compiled\n"
+            f"Analysis([{str(CAPTURES / 'smtp_ok.pcap')!r}, {str(CAPTURES / 'smtp_conflict.pcap')!r}],"
+            " Options(fast=True)).run()\n"
+            "k = compiled.load()\n"
+            "assert k.origin == 'jit', k.origin\n"
+            "want = compiled.signatures()\n"
+            "for name in compiled.ENTRIES:\n"
+            "    got = getattr(k, name).nopython_signatures\n"
+            "    assert [str(s) for s in got] == [str(want[name])], (name, got, want[name])\n"
+            "print('ok')\n")
+    r = run(env={"PUSHSCAN_KERNELS": "jit"}, code=code)
+    assert r.stdout.strip() == "ok", r.stderr
+
+
+@pytest.mark.slow
+def test_without_a_compiler_the_jit_runs_silently(tmp_path):
+    cache = tmp_path / "cache"
+    env = {"PUSHSCAN_CACHE_DIR": str(cache), "CC": str(tmp_path / "no-such-cc")}
+    r = run("--format", "json", str(CAPTURES / "smtp_peer_reset.pcap"), env=env)
+    assert r.stderr == ""
+    assert report(r) == report(run("--format", "json", str(CAPTURES / "smtp_peer_reset.pcap")))
+    assert not cache.exists() or not any(cache.glob("pushscan_kernels_*"))
+
+
+@pytest.mark.slow
+def test_a_failed_build_is_reported_once_and_not_retried(tmp_path):
+    cache = tmp_path / "cache"
+    env = {"PUSHSCAN_CACHE_DIR": str(cache), "CC": "false"}   # a compiler that always fails
+    path = str(CAPTURES / "smtp_peer_reset.pcap")
+    first = run("--format", "json", path, env=env)
+    failed = list(cache.glob("pushscan_kernels_*.failed"))
+    assert len(failed) == 1 and failed[0].read_text().strip()
+    assert first.stderr.startswith("pushscan: could not build the compiled kernels (")
+    assert f"using numba's JIT (to try again, delete {failed[0]})" in first.stderr
+    assert first.stderr.count("\n") == 1
+    assert report(first)["summary"]["by_verdict"] == {"peer_reset": 1}
+    again = run("--format", "json", path, env=env)
+    assert again.stderr == "" and report(again) == report(first)
+    assert not list(cache.glob("pushscan_kernels_*.so"))
