@@ -386,13 +386,13 @@ def analyze_group(group: list[str], opts: Options, readahead: bool = True,
                   as_text: bool = False) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Analyse one group of files in this process: the report (sessions kept) and the
     unreadable inputs as (path, problem). Used by ``-j`` worker processes. ``as_text``:
-    sessions as their compact JSON text, which crosses to the parent process several
+    sessions as their compact JSON (bytes), which crosses to the parent process several
     times faster than dictionaries do (and the parent need not encode them again)."""
-    from .output import _compact
+    from .output import _compact_bytes
 
-    texts: list[str] = []
+    texts: list[bytes] = []
     a = Analysis(group, opts, readahead=readahead, keep_sessions=not as_text,
-                 on_session=(lambda doc: texts.append(_compact(doc))) if as_text else None)
+                 on_session=(lambda doc: texts.append(_compact_bytes(doc))) if as_text else None)
     report = a.run()
     if as_text:
         report["sessions"] = texts

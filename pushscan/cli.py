@@ -101,10 +101,10 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                     report, unreadable = a.run(), a.unreadable
                 else:
                     report, unreadable = next(parallel)
-                    # JSON text from the workers for the JSON formats, documents otherwise
+                    # JSON from the workers for the JSON formats, documents otherwise
                     for item in report["sessions"]:
                         if writer is not None:
-                            writer.session_text(item)
+                            writer.session_json(item)
                         else:
                             emit(item)
                     report["sessions"] = []
