@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
-import sysconfig
-import tempfile
 import threading
 import time
-from pathlib import Path
+import zlib
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
@@ -112,26 +108,35 @@ def _jit() -> Optional[Kernels]:
 
 
 # -- ahead of time -----------------------------------------------------------------------
-def cache_dir() -> Path:
+# (os.path, and the build's modules imported when building: this runs on every big
+# analysis, where pathlib, sysconfig and tempfile would add 5 ms)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cache_dir() -> str:
     env = os.environ.get("PUSHSCAN_CACHE_DIR")
     if env:
-        return Path(env)
+        return env
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pushscan"
+    return os.path.join(base, "pushscan")
 
 
 def module_name() -> str:
     """The built module's name: a digest of everything its machine code depends on."""
-    h = hashlib.sha256()
-    root = Path(__file__).parent
+    data = b""
     for name in (__name__,) + MODULES:
-        h.update((root / (name.split(".", 1)[1].replace(".", "/") + ".py")).read_bytes())
-    h.update(f"{np.__version__} {sys.version} {sysconfig.get_platform()}".encode())
-    return "pushscan_kernels_" + h.hexdigest()[:16]
+        with open(os.path.join(HERE, *name.split(".")[1:]) + ".py", "rb") as f:
+            data += f.read()
+    data += f"{np.__version__} {sys.version} {sys.platform} {os.uname().machine}".encode()
+    # two 32-bit checksums (zlib: hashlib would load OpenSSL, 8 ms on every big run)
+    return f"pushscan_kernels_{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def compiler() -> Optional[str]:
     """The C compiler a build would use (as distutils chooses it), if installed."""
+    import shutil
+    import sysconfig
+
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     words = cc.split()
     return shutil.which(words[0]) if words else None
@@ -141,73 +146,79 @@ def _note(text: str) -> None:
     print(f"pushscan: {text}", file=sys.stderr, flush=True)
 
 
-def _build(cache: Path, name: str) -> tuple[Optional[Path], str]:
+def _build(cache: str, name: str) -> tuple[Optional[str], str]:
     """Build ``name`` into ``cache`` in a child process (numba and the compiler's memory
     go with it); returns the module's path, or None and why not."""
-    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
         return None, "the Python headers (Python.h) are not installed; Debian: python3-dev"
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache))
     try:
-        root = str(Path(__file__).parent.parent)
+        work = tempfile.mkdtemp(prefix="build-", dir=cache)
+    except OSError as exc:
+        return None, str(exc)
+    try:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH")) if p))
+            p for p in (os.path.dirname(HERE), os.environ.get("PYTHONPATH")) if p))
         try:
-            proc = subprocess.run([sys.executable, "-m", __name__, str(work), name],
+            proc = subprocess.run([sys.executable, "-m", __name__, work, name],
                                   capture_output=True, text=True, env=env,
                                   timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError) as exc:
             return None, str(exc)
-        built = list(work.glob(name + ".*"))
+        built = [f for f in os.listdir(work) if f.startswith(name + ".")]
         if proc.returncode != 0 or len(built) != 1:
             lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
             said = [ln[len(FAILED):] for ln in lines if ln.startswith(FAILED)]
             return None, (said or lines or [f"exit status {proc.returncode}"])[-1]
-        path = cache / built[0].name
-        os.replace(built[0], path)
+        path = os.path.join(cache, built[0])
+        os.replace(os.path.join(work, built[0]), path)
         return path, ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _prune(cache: Path, keep: str) -> None:
+def _prune(cache: str, keep: str) -> None:
     """Remove builds of other source versions not modified for ``STALE_DAYS``."""
     old = time.time() - STALE_DAYS * 86400
-    for p in cache.glob("pushscan_kernels_*"):
-        if not p.name.startswith(keep + "."):
+    for f in os.listdir(cache):
+        if f.startswith("pushscan_kernels_") and not f.startswith(keep + "."):
             with contextlib.suppress(OSError):
-                if p.stat().st_mtime < old:
-                    p.unlink()
+                if os.stat(os.path.join(cache, f)).st_mtime < old:
+                    os.unlink(os.path.join(cache, f))
 
 
-def built_module() -> Optional[Path]:
+def built_module() -> Optional[str]:
     """The ahead-of-time module for these sources: found in the cache or built now
     (None if it cannot be: no compiler, unwritable cache, a failed build)."""
     cache = cache_dir()
     name = module_name()
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    path = cache / (name + suffix)
-    failed = cache / (name + ".failed")
-    if path.exists():
+    path = os.path.join(cache, name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    failed = os.path.join(cache, name + ".failed")
+    if os.path.exists(path):
         return path
-    if failed.exists() or compiler() is None:
+    if os.path.exists(failed) or compiler() is None:
         return None
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / "build.lock", "a")
+        os.makedirs(cache, exist_ok=True)
+        lock = open(os.path.join(cache, "build.lock"), "a")  # noqa: SIM115
     except OSError:
         return None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # one build; other processes wait for it
-        if path.exists():
+        if os.path.exists(path):
             return path
-        if failed.exists():
+        if os.path.exists(failed):
             return None
         if sys.stderr.isatty():
             _note("building the compiled kernels, once for this version (about 10 s)")
         built, why = _build(cache, name)
         if built is None:
-            with contextlib.suppress(OSError):
-                failed.write_text(why + "\n")
+            with contextlib.suppress(OSError), open(failed, "w") as f:
+                f.write(why + "\n")
             _note(f"could not build the compiled kernels ({why}); using numba's JIT "
                   f"(to try again, delete {failed})")
             return None
@@ -215,16 +226,21 @@ def built_module() -> Optional[Path]:
         return built
 
 
-def _load(path: Path) -> Optional[Kernels]:
-    name = path.name.split(".", 1)[0]
+def _load(path: str) -> Optional[Kernels]:
+    """Import the built module; a module that does not load is removed (built again
+    next time) and the JIT used."""
+    name = os.path.basename(path).split(".", 1)[0]
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    except (ImportError, OSError) as exc:
-        _note(f"could not load {path} ({exc}); using numba's JIT")
+        fns = {k: getattr(mod, k) for k in ENTRIES}
+    except (ImportError, OSError, AttributeError) as exc:
+        _note(f"could not load {path} ({exc}); removed it, using numba's JIT")
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         return None
-    return Kernels(origin=f"built: {path}", **{k: getattr(mod, k) for k in ENTRIES})
+    return Kernels(origin=f"built: {path}", **fns)
 
 
 _lock = threading.Lock()

@@ -2,6 +2,7 @@
 give the same reports, and a failed or impossible build never stops an analysis."""
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import subprocess
@@ -110,3 +111,19 @@ def test_a_failed_build_is_reported_once_and_not_retried(tmp_path):
     again = run("--format", "json", path, env=env)
     assert again.stderr == "" and report(again) == report(first)
     assert not list(cache.glob("pushscan_kernels_*.so"))
+
+
+@pytest.mark.slow
+def test_a_broken_module_is_removed_and_the_jit_used(tmp_path):
+    cache = tmp_path / "cache"
+    env = {"PUSHSCAN_CACHE_DIR": str(cache), "CC": "false"}
+    name = run(env=env, code="from pushscan import compiled; print(compiled.module_name())").stdout.strip()
+    cache.mkdir()
+    broken = cache / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    broken.write_bytes(b"\x7fELF but not really")
+    path = str(CAPTURES / "smtp_peer_reset.pcap")
+    r = run("--format", "json", path, env=env)
+    assert r.stderr.startswith(f"pushscan: could not load {broken} (")
+    assert r.stderr.rstrip().endswith("removed it, using numba's JIT")
+    assert not broken.exists()
+    assert report(r) == report(run("--format", "json", path))

@@ -56,7 +56,8 @@ def scan_pcap_compiled(buf: bytes, pos: int, big_endian: bool, limit: int, most:
 def choose(packets_so_far: int, threshold: int = 200_000, fast: bool = False) -> Callable[..., Result]:
     """The scanner for the next chunk: the compiled one once a file has proven large (or
     is known to be)."""
-    from ..compiled import available
-    if (fast or packets_so_far >= threshold) and available():
-        return scan_pcap_compiled
+    if fast or packets_so_far >= threshold:
+        from ..compiled import available
+        if available():
+            return scan_pcap_compiled
     return scan_pcap_py
