@@ -265,6 +265,17 @@ def available() -> bool:
     return load() is not None
 
 
+def ready() -> bool:
+    """Whether the built module is at hand (loaded, or in the cache), so that the fast
+    lane starts at no cost; neither loads nor builds anything."""
+    if _kernels:
+        return _kernels[0] is not None and _kernels[0].origin.startswith("built")
+    if os.environ.get("PUSHSCAN_KERNELS", "auto") == "jit":
+        return False
+    name = module_name() + importlib.machinery.EXTENSION_SUFFIXES[0]
+    return os.path.exists(os.path.join(cache_dir(), name))
+
+
 def kernels() -> Kernels:
     """``load()``, for callers that checked ``available()``."""
     k = load()

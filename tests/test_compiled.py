@@ -127,3 +127,37 @@ def test_a_broken_module_is_removed_and_the_jit_used(tmp_path):
     assert r.stderr.rstrip().endswith("removed it, using numba's JIT")
     assert not broken.exists()
     assert report(r) == report(run("--format", "json", path))
+
+
+@pytest.mark.slow
+def test_medium_inputs_take_the_fast_lane_once_it_is_built(tmp_path):
+    """With the built module at hand the fast lane starts at no cost, so files from
+    4 MB (standard input from 20,000 packets) take it; with the JIT only big ones do."""
+    medium = tmp_path / "medium.pcap"    # ~5.5 MB
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--packets", "10000",
+                    str(medium)], check=True)
+    code = ("import sys\n"
+            "from pushscan import compiled\n"
+            "from pushscan.analysis import Analysis, Options\n"
+            "from pushscan.tcp import fastlane\n"
+            "made = []\n"
+            "init = fastlane.FastLane.__init__\n"
+            "def counted(self, *a, **k):\n"
+            "    made.append(1)\n"
+            "    init(self, *a, **k)\n"
+            "fastlane.FastLane.__init__ = counted\n"
+            "if sys.argv[1] == 'built':\n"
+            "    assert compiled.load().origin.startswith('built'), compiled.load()\n"
+            f"r = Analysis([{str(medium)!r}], Options()).run()\n"
+            "print(len(made), len(r['sessions']), compiled.ready())\n")
+    argv = [sys.executable, "-c", code]
+    env = {k: v for k, v in os.environ.items() if k != "PUSHSCAN_FASTLANE"}
+    out = {}
+    for mode, extra in (("built", {}), ("jit", {"PUSHSCAN_KERNELS": "jit"})):
+        r = subprocess.run(argv + [mode], capture_output=True, text=True, cwd=ROOT,
+                           env=dict(env, **extra), timeout=900)
+        assert r.returncode == 0, r.stderr
+        out[mode] = r.stdout.split()
+    assert out["built"][0] == "1" and out["built"][2] == "True"
+    assert out["jit"][0] == "0" and out["jit"][2] == "False"
+    assert out["built"][1] == out["jit"][1] != "0"
