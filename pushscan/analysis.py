@@ -137,13 +137,13 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
         "last_frame": s.last_frame,
         "start": round(s.start / NS, 6),
         "end": round(s.end / NS, 6),
-        "handshake": s.handshake.value,
-        "close": s.close.value,
+        "handshake": s.handshake._value_,   # _value_: .value is a property, 5x slower
+        "close": s.close._value_,
         "outgoing": direction_name(s, s.out_dir),
         "directions": {"client_to_server": _direction(s, c), "server_to_client": _direction(s, sv)},
         "smtp": smtp,
         "findings": findings,
-        "verdict": verdict.value,
+        "verdict": verdict._value_,
         "remedy": remedy(verdict),
         "notes": notes,
     }

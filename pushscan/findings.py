@@ -218,12 +218,12 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
     if s.icmp and not any(f["code"] == Code.NO_ANSWER.value for f in findings):
         notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
 
-    codes = {f["code"] for f in findings}
-    if Code.NO_ANSWER.value in codes:
+    codes = {f["code"] for f in findings} if findings else ()
+    if _NO_ANSWER in codes:
         verdict = Verdict.NO_ANSWER
-    elif Code.UNPUSHED_BEFORE_RESET.value in codes:
+    elif _UNPUSHED_BEFORE_RESET in codes:
         verdict = Verdict.PUSH_PROBLEM
-    elif Code.PEER_RESET.value in codes:
+    elif _PEER_RESET in codes:
         verdict = Verdict.PEER_RESET
     elif o.retransmitted and died is True:
         verdict = Verdict.NETWORK_LOSS
@@ -232,6 +232,10 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
     else:
         verdict = Verdict.OK
     return findings, verdict, notes
+
+
+_NO_ANSWER, _UNPUSHED_BEFORE_RESET, _PEER_RESET = (
+    Code.NO_ANSWER.value, Code.UNPUSHED_BEFORE_RESET.value, Code.PEER_RESET.value)
 
 
 def remedy(verdict: Verdict) -> Optional[str]:

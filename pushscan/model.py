@@ -24,11 +24,15 @@ URG = 0x20
 FlowKey = tuple[int, int, int, int, int, int, int]
 
 
-@lru_cache(maxsize=4096)
 def endpoint_ip(version: int, hi: int, lo: int) -> str:
-    """Text form of an address stored as two 64-bit halves (a few cached: servers recur)."""
-    if version == 4:
-        return str(ipaddress.IPv4Address(lo))
+    """Text form of an address stored as two 64-bit halves."""
+    if version == 4:   # what ipaddress.IPv4Address gives, at a quarter of the cost
+        return f"{lo >> 24}.{lo >> 16 & 255}.{lo >> 8 & 255}.{lo & 255}"
+    return _ipv6_text(hi, lo)
+
+
+@lru_cache(maxsize=4096)
+def _ipv6_text(hi: int, lo: int) -> str:   # a few cached: servers recur
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 

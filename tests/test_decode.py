@@ -29,3 +29,13 @@ def test_factorize_survives_total_hash_collision(monkeypatch):
     cols = (np.array([1, 2, 1, 3], dtype=np.uint64), np.array([5, 5, 5, 6], dtype=np.uint64))
     flows, inv = decode._factorize(cols)
     assert [flows[i] for i in inv.tolist()] == [(1, 5), (2, 5), (1, 5), (3, 6)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 128) - 1))
+def test_endpoint_text_is_what_ipaddress_writes(v4, v6):
+    import ipaddress
+
+    from pushscan.model import endpoint_ip
+    assert endpoint_ip(4, 0, v4) == str(ipaddress.IPv4Address(v4))
+    assert endpoint_ip(6, v6 >> 64, v6 & ((1 << 64) - 1)) == str(ipaddress.IPv6Address(v6))
