@@ -11,6 +11,7 @@ depend on how the bytes were segmented.
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
@@ -19,11 +20,15 @@ MAX_LINE = 4096           # bytes of one command or reply line kept (the rest is
 SMTP_PORTS = (25, 465, 587, 2525)
 IMPLICIT_TLS_PORTS = (465,)
 BODY_END = b"\r\n.\r\n"
+# A packed command (SmtpDialogue.packed): CW int64 fields
+C_FRAME, C_PUSHED, C_TS, C_CODE, C_RFRAME, C_RTS = range(6)
+CW = 6
 
 
 @dataclass(slots=True)
 class Command:
-    """One client command. ``pushed``: the segment completing its line carried PSH."""
+    """One client command. ``pushed``: the segment completing its line carried PSH.
+    (A view: ``SmtpDialogue`` keeps its commands packed, see ``SmtpDialogue.commands``.)"""
 
     verb: str
     frame: int
@@ -52,9 +57,13 @@ class ClientState(Enum):
 class SmtpDialogue:
     """Parses one SMTP session. Public results: ``commands``, ``greeting``,
     ``unsolicited`` (replies with no command waiting, e.g. a 421 timeout), ``tls``,
-    ``messages``, ``body_bytes``, ``malformed``."""
+    ``messages``, ``body_bytes``, ``malformed``.
 
-    __slots__ = ("max_line", "lines_truncated", "commands", "greeting", "unsolicited", "tls",
+    Commands are kept packed: their verbs in ``verbs``, their numbers in ``packed``
+    (``CW`` int64 per command, fields ``C_*``, -1 for none), about a quarter of the
+    memory of objects (a capture's closed sessions linger by the thousand)."""
+
+    __slots__ = ("max_line", "lines_truncated", "verbs", "packed", "greeting", "unsolicited", "tls",
                  "messages", "body_bytes", "malformed", "state", "_cbuf", "_sbuf", "_pending",
                  "_tail", "_chunk_left", "_chunk_last", "_auth_continue", "_body_gap",
                  "_body_frame", "_body_pushed", "_body_ts", "_last_frame", "_last_pushed",
@@ -63,7 +72,8 @@ class SmtpDialogue:
     def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
         self.lines_truncated = 0   # lines longer than max_line (the rest was skipped)
-        self.commands: list[Command] = []
+        self.verbs: list[str] = []
+        self.packed = array("q")
         self.greeting: Optional[Reply] = None
         self.unsolicited: list[Reply] = []
         self.tls = implicit_tls
@@ -73,7 +83,7 @@ class SmtpDialogue:
         self.state = ClientState.TLS if implicit_tls else ClientState.COMMAND
         self._cbuf = bytearray()
         self._sbuf = bytearray()
-        self._pending: list[Command] = []   # commands awaiting their final reply
+        self._pending: list[int] = []   # (indices of) commands awaiting their final reply
         self._tail = b""           # last bytes of the body, to find CRLF.CRLF across segments
         self._chunk_left = 0
         self._chunk_last = False
@@ -139,7 +149,7 @@ class SmtpDialogue:
         if self.state is ClientState.CHUNK:
             return "BDAT"
         if self._pending:
-            return self._pending[0].verb
+            return self.verbs[self._pending[0]]
         if self._cbuf:
             return _verb(bytes(self._cbuf))
         return None
@@ -206,9 +216,9 @@ class SmtpDialogue:
     def add_command(self, verb: str, frame: int, pushed: bool, ts: int) -> None:
         """A command line was read (its verb); the fast lane calls this for lines it
         split and read itself."""
-        cmd = Command(verb, frame, pushed, ts)
-        self.commands.append(cmd)
-        self._pending.append(cmd)
+        self._pending.append(len(self.verbs))
+        self.verbs.append(verb)
+        self.packed.extend((frame, pushed, ts, -1, -1, -1))
         if verb == "DATA":
             self.state = ClientState.AWAIT_DATA_GO
 
@@ -217,7 +227,8 @@ class SmtpDialogue:
         """A command and its final reply, read together by the fast lane (it was the
         oldest awaiting a reply when the reply came): the same as ``add_command`` then
         ``_reply`` for replies that change no state but DATA's (no AUTH, STARTTLS, gap)."""
-        self.commands.append(Command(verb, frame, pushed, ts, code, reply_frame, reply_ts))
+        self.verbs.append(verb)
+        self.packed.extend((frame, pushed, ts, code, reply_frame, reply_ts))
         if verb == "DATA" and code == 354:
             self.state = ClientState.BODY
             self._tail = b"\r\n"
@@ -246,9 +257,9 @@ class SmtpDialogue:
         self.state = ClientState.COMMAND
         self._tail = b""
         self._body_gap = False
-        body = Command("DATA body", frame, pushed, ts)
-        self.commands.append(body)
-        self._pending.append(body)
+        self._pending.append(len(self.verbs))
+        self.verbs.append("DATA body")
+        self.packed.extend((frame, pushed, ts, -1, -1, -1))
 
     # -- server side -------------------------------------------------------------------
     def _server(self, data: bytes, frame: int, ts: int) -> None:
@@ -279,36 +290,50 @@ class SmtpDialogue:
             self._end_body(self._body_frame, self._body_pushed, self._body_ts)
         if not self._pending:
             r = Reply(code, frame, ts)
-            if self.greeting is None and not self.commands:
+            if self.greeting is None and not self.verbs:
                 self.greeting = r
             else:
                 self.unsolicited.append(r)
             return
-        cmd = self._pending[0]
-        if cmd.verb == "AUTH" and code == 334:
+        k = self._pending[0]
+        verb = self.verbs[k]
+        if verb == "AUTH" and code == 334:
             self._auth_continue = True
             return
         self._pending.pop(0)
-        cmd.reply_code = code
-        cmd.reply_frame = frame
-        cmd.reply_ts = ts
-        if cmd.verb == "DATA":
+        p, b = self.packed, k * CW
+        p[b + C_CODE] = code
+        p[b + C_RFRAME] = frame
+        p[b + C_RTS] = ts
+        if verb == "DATA":
             if code == 354:
                 if self.state is ClientState.AWAIT_DATA_GO:
                     self.state = ClientState.BODY
                     self._tail = b"\r\n"
             elif self.state is ClientState.AWAIT_DATA_GO:
                 self.state = ClientState.COMMAND   # DATA refused: no body follows
-        elif cmd.verb == "STARTTLS" and code == 220:
+        elif verb == "STARTTLS" and code == 220:
             self.tls = True
             self.state = ClientState.TLS
 
     # -- report ------------------------------------------------------------------------
+    @property
+    def commands(self) -> list[Command]:
+        """The commands in order, as objects (made on each call)."""
+        p = self.packed.tolist()
+        return [Command(v, f, u == 1, t, c if c >= 0 else None, rf if rf >= 0 else None,
+                        rt if rt >= 0 else None)
+                for v, f, u, t, c, rf, rt in zip(self.verbs, p[0::CW], p[1::CW], p[2::CW],
+                                                 p[3::CW], p[4::CW], p[5::CW])]
+
     def to_dict(self) -> dict[str, object]:
+        p = self.packed.tolist()
         return {
-            "commands": [{"verb": c.verb, "frame": c.frame, "pushed": c.pushed,
-                          "reply_code": c.reply_code, "reply_frame": c.reply_frame}
-                         for c in self.commands],
+            "commands": [{"verb": v, "frame": f, "pushed": u == 1,
+                          "reply_code": c if c >= 0 else None,
+                          "reply_frame": rf if rf >= 0 else None}
+                         for v, f, u, c, rf in zip(self.verbs, p[0::CW], p[1::CW], p[3::CW],
+                                                   p[4::CW])],
             "tls": self.tls,
             "messages": self.messages,
             "body_bytes": self.body_bytes,

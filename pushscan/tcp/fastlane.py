@@ -289,8 +289,9 @@ class FastLane:
         if pending:
             codes = self._codes
             PF, PE = self.PF, self.PE
-            for k, cmd in enumerate(pending):
-                code = codes.get(cmd.verb)
+            verbs = app.verbs
+            for k, c in enumerate(pending):
+                code = codes.get(verbs[c])
                 if code is None:
                     row[APP] = APP_BODY if st is ClientState.BODY else APP_LINE
                     return
