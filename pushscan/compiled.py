@@ -164,7 +164,7 @@ def _build(cache: str, name: str) -> tuple[Optional[str], str]:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (os.path.dirname(HERE), os.environ.get("PYTHONPATH")) if p))
         try:
-            proc = subprocess.run([sys.executable, "-m", __name__, work, name],
+            proc = subprocess.run([sys.executable, "-m", __name__, work, name], check=False,
                                   capture_output=True, text=True, env=env,
                                   timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -315,7 +315,7 @@ def _main(out_dir: str, name: str) -> None:
 if __name__ == "__main__":
     try:
         _main(sys.argv[1], sys.argv[2])
-    except Exception as exc:   # the parent reports it in one line and uses the JIT
+    except Exception as exc:  # noqa: BLE001 - the parent reports it in one line, uses the JIT
         why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
         print(f"{FAILED}{type(exc).__name__}: {why}", file=sys.stderr)
         sys.exit(1)

@@ -21,7 +21,7 @@ def run(*args: str, env: dict[str, str] | None = None, code: str | None = None,
         ) -> subprocess.CompletedProcess[str]:
     """``pushscan analyze ARGS`` (or python ``code``) with the fast lane forced."""
     argv = [sys.executable, "-c", code] if code else [sys.executable, "-m", "pushscan", "analyze", *args]
-    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900,
+    return subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT, timeout=900,
                           env=dict(os.environ, PUSHSCAN_FASTLANE="1", **(env or {})))
 
 
@@ -154,7 +154,7 @@ def test_medium_inputs_take_the_fast_lane_once_it_is_built(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PUSHSCAN_FASTLANE"}
     out = {}
     for mode, extra in (("built", {}), ("jit", {"PUSHSCAN_KERNELS": "jit"})):
-        r = subprocess.run(argv + [mode], capture_output=True, text=True, cwd=ROOT,
+        r = subprocess.run(argv + [mode], check=False, capture_output=True, text=True, cwd=ROOT,
                            env=dict(env, **extra), timeout=900)
         assert r.returncode == 0, r.stderr
         out[mode] = r.stdout.split()
