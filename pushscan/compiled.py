@@ -22,7 +22,6 @@ same options, and gives the same results (the tests run both).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
 import importlib.machinery
 import importlib.util
@@ -208,7 +207,11 @@ def built_module() -> Optional[str]:
     except OSError:
         return None
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # one build; other processes wait for it
+        try:
+            import fcntl
+            fcntl.flock(lock, fcntl.LOCK_EX)   # one build; other processes wait for it
+        except (ImportError, OSError):   # no POSIX locks here: builds may race (each
+            pass                         # writes its own temporary directory)
         if os.path.exists(path):
             return path
         if os.path.exists(failed):

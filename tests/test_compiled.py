@@ -161,3 +161,14 @@ def test_medium_inputs_take_the_fast_lane_once_it_is_built(tmp_path):
     assert out["built"][0] == "1" and out["built"][2] == "True"
     assert out["jit"][0] == "0" and out["jit"][2] == "False"
     assert out["built"][1] == out["jit"][1] != "0"
+
+
+@pytest.mark.slow
+def test_an_unwritable_cache_means_the_jit_silently(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {"PUSHSCAN_CACHE_DIR": str(blocker / "cache")}
+    path = str(CAPTURES / "smtp_peer_reset.pcap")
+    r = run("--format", "json", path, env=env)
+    assert r.stderr == ""
+    assert report(r) == report(run("--format", "json", path))
