@@ -111,7 +111,11 @@ def main() -> None:
         small, big = capture(1_000_000), capture(4_000_000)
         _, m1 = measure(pushscan_cmd(small))
         _, m4 = measure(pushscan_cmd(big))
-        print(f"\npeak RSS: 1M packets {m1:.0f} MB, 4M packets {m4:.0f} MB ({(m4 / m1 - 1) * 100:+.0f}%)")
+        line = f"\npeak RSS: 1M packets {m1:.0f} MB, 4M packets {m4:.0f} MB ({(m4 / m1 - 1) * 100:+.0f}%)"
+        if ours:   # the timed runs' size: where the sessions known at once stop growing
+            m2 = ours[1]
+            line += f"; {a.packets / 1e6:g}M packets (above) {m2:.0f} MB, 4M {(m4 / m2 - 1) * 100:+.0f}% over it"
+        print(line)
         if not a.keep:
             small.unlink()
             big.unlink()
