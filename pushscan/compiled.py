@@ -57,7 +57,7 @@ class Kernels(NamedTuple):
 
 def compiled(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a function for numba (``OPTIONS`` plus ``options``, e.g. ``inline="always"``).
-    The function stays plain Python until ``kernels()`` compiles its module."""
+    The function stays plain Python until ``load()`` compiles its module."""
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
         f._numba_options = {**OPTIONS, **options}  # type: ignore[attr-defined]
         return f

@@ -172,3 +172,43 @@ def test_an_unwritable_cache_means_the_jit_silently(tmp_path):
     r = run("--format", "json", path, env=env)
     assert r.stderr == ""
     assert report(r) == report(run("--format", "json", path))
+
+
+@pytest.mark.slow
+def test_built_kernels_let_other_threads_run():
+    """The read-ahead thread decodes while the main thread tracks: the built module's
+    calls must release the GIL, as the JIT's nogil=True does (pycc's wrappers do not by
+    default). Another thread notes the time as it loops; while a call holds the GIL it
+    cannot run at all, so no note may fall inside a call (beyond two switch intervals
+    from either end, where the threads may still be changing hands)."""
+    code = ("import sys, threading, time, numpy as np\n"
+            "from pushscan import compiled\n"
+            "k = compiled.load()\n"
+            "assert k.origin.startswith('built'), k.origin\n"
+            "buf = np.zeros(96 << 20, np.uint8)   # records of 0 bytes: 16 bytes each\n"
+            "cols = [np.empty(len(buf) // 16, np.int64) for _ in range(5)]\n"
+            "k.scan(buf, 0, False, 1 << 20, *cols)\n"
+            "notes, stop = [], []\n"
+            "def loop():\n"
+            "    while not stop:\n"
+            "        notes.append(time.perf_counter())\n"
+            "        for _ in range(1000):\n"
+            "            pass\n"
+            "t = threading.Thread(target=loop)\n"
+            "t.start()\n"
+            "time.sleep(0.05)\n"
+            "calls = []\n"
+            "for _ in range(5):\n"
+            "    t0 = time.perf_counter()\n"
+            "    k.scan(buf, 0, False, 1 << 20, *cols)\n"
+            "    calls.append((t0, time.perf_counter()))\n"
+            "stop.append(1)\n"
+            "t.join()\n"
+            "m = 2 * sys.getswitchinterval()\n"
+            "inside = sum(t0 + m < x < t1 - m for t0, t1 in calls for x in notes)\n"
+            "print(inside, min(t1 - t0 for t0, t1 in calls))\n")
+    r = run(code=code)
+    assert r.returncode == 0, r.stderr
+    inside, shortest = r.stdout.split()
+    assert float(shortest) > 0.025   # long enough to have an inside at all
+    assert int(inside) > 50
