@@ -89,3 +89,39 @@ def test_native_path_does_not_import_heavy_libraries():
             % str(CAPTURES / "smtp_ok.pcap"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def far_future_pcapng(path) -> None:
+    """smtp_ok's packets in a pcapng whose interface counts whole seconds (if_tsresol 0),
+    stamped near 2**62 s: in nanoseconds past what 64 bits hold."""
+    import struct
+
+    sys.path.insert(0, str(CAPTURES))
+    import make_scenarios as ms
+
+    def block(btype: int, body: bytes) -> bytes:
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(1, struct.pack("<HHI", 1, 0, 262144) + struct.pack("<HH", 9, 1) + b"\0\0\0\0"
+                 + struct.pack("<HH", 0, 0))]
+    for i, (_t, ipb) in enumerate(sorted(ms.sc_ok(), key=lambda p: p[0])):
+        frame = ms.eth(ipb)
+        ts = (1 << 62) + i
+        out.append(block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame),
+                                        len(frame)) + frame + bytes(-len(frame) % 4)))
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("engine", ["native", "scapy", "tshark"])
+def test_timestamps_past_64_bits_are_no_crash(engine, tmp_path):
+    if engine == "tshark":
+        require("tshark")
+    f = tmp_path / "future.pcapng"
+    far_future_pcapng(f)
+    r = subprocess.run([sys.executable, "-m", "pushscan", "analyze", "--format", "json",
+                        "--engine", engine, str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    s = json.loads(r.stdout)["sessions"]
+    assert len(s) == 1 and [c["verb"] for c in s[0]["smtp"]["commands"]][:2] == ["EHLO", "MAIL"]

@@ -70,6 +70,9 @@ class NativeEngine:
             frame0 += len(rb)
 
 
+TS_MIN, TS_MAX = -(1 << 63), (1 << 63) - 1   # nanoseconds: years 1677 to 2262
+
+
 class SegmentBuilder:
     """Collects segments one at a time (for engines that see one packet at a time)."""
 
@@ -80,6 +83,8 @@ class SegmentBuilder:
 
     def add(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int, dport: int,
             flags: int, seq: int, ack: int, plen: int, payload: bytes, mss: int) -> None:
+        if not TS_MIN <= ts <= TS_MAX:   # a broken or hostile capture's clock: times are
+            ts = TS_MIN if ts < 0 else TS_MAX   # 64-bit nanoseconds downstream (packed)
         key, d = flow_key(version, src, sport, dst, dport)
         b = self.batch
         fi = self.flow_index.get(key)
