@@ -14,15 +14,16 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 from enum import Enum
-from typing import Optional
+from typing import Iterator, Optional
 
 MAX_LINE = 4096           # bytes of one command or reply line kept (the rest is skipped)
 SMTP_PORTS = (25, 465, 587, 2525)
 IMPLICIT_TLS_PORTS = (465,)
 BODY_END = b"\r\n.\r\n"
-# A packed command (SmtpDialogue.packed): CW int64 fields
-C_FRAME, C_PUSHED, C_TS, C_CODE, C_RFRAME, C_RTS = range(6)
-CW = 6
+# A packed command (SmtpDialogue.packed): CW int64 fields (the times of commands and
+# replies are not kept: no report uses them)
+C_FRAME, C_PUSHED, C_CODE, C_RFRAME = range(4)
+CW = 4
 
 
 @dataclass(slots=True)
@@ -33,10 +34,8 @@ class Command:
     verb: str
     frame: int
     pushed: bool
-    ts: int
     reply_code: Optional[int] = None
     reply_frame: Optional[int] = None
-    reply_ts: Optional[int] = None         # not in the JSON; used by `follow`
 
 
 @dataclass(slots=True)
@@ -218,7 +217,7 @@ class SmtpDialogue:
         split and read itself."""
         self._pending.append(len(self.verbs))
         self.verbs.append(verb)
-        self.packed.extend((frame, pushed, ts, -1, -1, -1))
+        self.packed.extend((frame, pushed, -1, -1))
         if verb == "DATA":
             self.state = ClientState.AWAIT_DATA_GO
 
@@ -228,7 +227,7 @@ class SmtpDialogue:
         oldest awaiting a reply when the reply came): the same as ``add_command`` then
         ``_reply`` for replies that change no state but DATA's (no AUTH, STARTTLS, gap)."""
         self.verbs.append(verb)
-        self.packed.extend((frame, pushed, ts, code, reply_frame, reply_ts))
+        self.packed.extend((frame, pushed, code, reply_frame))
         if verb == "DATA" and code == 354:
             self.state = ClientState.BODY
             self._tail = b"\r\n"
@@ -259,7 +258,7 @@ class SmtpDialogue:
         self._body_gap = False
         self._pending.append(len(self.verbs))
         self.verbs.append("DATA body")
-        self.packed.extend((frame, pushed, ts, -1, -1, -1))
+        self.packed.extend((frame, pushed, -1, -1))
 
     # -- server side -------------------------------------------------------------------
     def _server(self, data: bytes, frame: int, ts: int) -> None:
@@ -304,7 +303,6 @@ class SmtpDialogue:
         p, b = self.packed, k * CW
         p[b + C_CODE] = code
         p[b + C_RFRAME] = frame
-        p[b + C_RTS] = ts
         if verb == "DATA":
             if code == 354:
                 if self.state is ClientState.AWAIT_DATA_GO:
@@ -317,23 +315,23 @@ class SmtpDialogue:
             self.state = ClientState.TLS
 
     # -- report ------------------------------------------------------------------------
+    def _rows(self) -> Iterator[tuple[str, int, int, int, int]]:
+        """(verb, frame, pushed, reply code, reply frame) per command, -1 for none."""
+        p = self.packed.tolist()
+        return zip(self.verbs, p[C_FRAME::CW], p[C_PUSHED::CW], p[C_CODE::CW], p[C_RFRAME::CW])
+
     @property
     def commands(self) -> list[Command]:
         """The commands in order, as objects (made on each call)."""
-        p = self.packed.tolist()
-        return [Command(v, f, u == 1, t, c if c >= 0 else None, rf if rf >= 0 else None,
-                        rt if rt >= 0 else None)
-                for v, f, u, t, c, rf, rt in zip(self.verbs, p[0::CW], p[1::CW], p[2::CW],
-                                                 p[3::CW], p[4::CW], p[5::CW])]
+        return [Command(v, f, u == 1, c if c >= 0 else None, rf if rf >= 0 else None)
+                for v, f, u, c, rf in self._rows()]
 
     def to_dict(self) -> dict[str, object]:
-        p = self.packed.tolist()
         return {
             "commands": [{"verb": v, "frame": f, "pushed": u == 1,
                           "reply_code": c if c >= 0 else None,
                           "reply_frame": rf if rf >= 0 else None}
-                         for v, f, u, c, rf in zip(self.verbs, p[0::CW], p[1::CW], p[3::CW],
-                                                   p[4::CW])],
+                         for v, f, u, c, rf in self._rows()],
             "tls": self.tls,
             "messages": self.messages,
             "body_bytes": self.body_bytes,
