@@ -215,7 +215,7 @@ def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
             notes.append(f"out-of-order data {direction_name(s, d)} outgrew the reassembly limit "
                          f"(--max-buffer) {s.dirs[d].overflows} time(s); the missing bytes were "
                          "given up as a capture gap")
-    if s.icmp and not any(f["code"] == Code.NO_ANSWER.value for f in findings):
+    if s.icmp and not any(f["code"] == _NO_ANSWER for f in findings):
         notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
 
     codes = {f["code"] for f in findings} if findings else ()
