@@ -351,10 +351,13 @@ class Analysis:
                 batches = engine.batches(frame0, stats)
                 if fast and self.readahead:   # read and decode ahead on another core
                     batches = prefetch(batches)
-                for batch, frames in batches:
+                while (item := next(batches, None)) is not None:
+                    batch, frames = item
                     frame0 += frames
                     if not fast:
                         fast = self._fast_lane(tracker, engine, path, opening=False)
+                        if fast and self.readahead:   # proven big while read (a pipe)
+                            batches = prefetch(batches)
                     tracker.feed(batch, index)
                     if self.progress is not None:
                         self.progress(engine.bytes_read - done)

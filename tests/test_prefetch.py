@@ -37,3 +37,44 @@ def test_closing_early_stops_the_thread():
     n = len(seen)
     time.sleep(0.05)
     assert len(seen) == n < 10          # read ahead by the queue's depth, then stopped
+
+
+@pytest.mark.slow
+def test_a_pipe_proven_big_is_read_ahead(tmp_path):
+    """Standard input's size is unknown: once it has proven big (and the fast lane
+    starts), the rest is read and decoded in the read-ahead thread too; the report is
+    the file's."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import CAPTURES
+
+    root = CAPTURES.parent
+    f = tmp_path / "pipe.pcap"   # 40,000 packets: past the 20,000 after which a pipe is big
+    subprocess.run([sys.executable, str(root / "bench" / "generate.py"), "--packets", "40000",
+                    str(f)], check=True)
+    code = ("import json, sys, threading\n"
+            "from pushscan import compiled\n"
+            "assert compiled.load() is not None\n"
+            "names = []\n"
+            "start = threading.Thread.start\n"
+            "def noted(self):\n"
+            "    names.append(self.name)\n"
+            "    start(self)\n"
+            "threading.Thread.start = noted\n"
+            "from pushscan.analysis import Analysis, Options\n"
+            "r = Analysis(['-'], Options()).run()\n"
+            "print(json.dumps({'read_ahead': 'pushscan-read' in names,\n"
+            "                  'built': compiled.ready(), 'sessions': r['sessions']}))\n")
+    with open(f, "rb") as stdin:
+        out = subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True,
+                             text=True, cwd=root, check=True).stdout
+    got = json.loads(out)
+    want = json.loads(subprocess.run([sys.executable, "-m", "pushscan", "analyze", "--format",
+                                      "json", str(f)], capture_output=True, text=True,
+                                     cwd=root).stdout)
+    assert got["read_ahead"] is got["built"] is True
+    assert len(got["sessions"]) == len(want["sessions"]) > 300
+    strip = [{k: v for k, v in s.items() if k != "file"} for s in want["sessions"]]
+    assert [{k: v for k, v in s.items() if k != "file"} for s in got["sessions"]] == strip
