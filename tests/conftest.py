@@ -13,6 +13,16 @@ ALL_CAPTURES = sorted(p for p in CAPTURES.iterdir()
                       if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
 
+def bench_capture(path: Path, packets: int, seed: int = 1) -> Path:
+    """A capture from bench/generate.py (SMTP sessions, bodies, retransmissions, resets)."""
+    sys.path.insert(0, str(CAPTURES.parent / "bench"))
+    import generate
+
+    with open(path, "wb") as out:
+        generate.generate(out, packets, seed=seed)
+    return path
+
+
 def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pushscan ARGS`` as a user would; text output."""
     return subprocess.run([sys.executable, "-m", "pushscan", *args], input=stdin.decode("latin-1") if stdin else None,

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ALL_CAPTURES, CAPTURES, require
+from .conftest import ALL_CAPTURES, CAPTURES, bench_capture, require
 
 pytest.importorskip("numba")
 ROOT = CAPTURES.parent
@@ -55,9 +55,7 @@ def test_build_once_then_load_without_numba(tmp_path):
 
 @pytest.mark.slow
 def test_built_and_jit_kernels_give_the_same_report(tmp_path):
-    big = tmp_path / "bench.pcap"   # the kernels' common case: long bodies, retransmissions
-    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--packets", "60000",
-                    str(big)], check=True)
+    big = bench_capture(tmp_path / "bench.pcap", 60_000)   # the kernels' common case
     for inputs in (INPUTS, [str(big)]):
         built = report(run("--format", "json", *inputs))
         jit = report(run("--format", "json", *inputs, env={"PUSHSCAN_KERNELS": "jit"}))
@@ -133,9 +131,7 @@ def test_a_broken_module_is_removed_and_the_jit_used(tmp_path):
 def test_medium_inputs_take_the_fast_lane_once_it_is_built(tmp_path):
     """With the built module at hand the fast lane starts at no cost, so files from
     4 MB (standard input from 20,000 packets) take it; with the JIT only big ones do."""
-    medium = tmp_path / "medium.pcap"    # ~5.5 MB
-    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--packets", "10000",
-                    str(medium)], check=True)
+    medium = bench_capture(tmp_path / "medium.pcap", 10_000)    # ~5.5 MB
     code = ("import sys\n"
             "from pushscan import compiled\n"
             "from pushscan.analysis import Analysis, Options\n"
