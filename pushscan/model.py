@@ -19,6 +19,10 @@ PSH = 0x08
 ACK = 0x10
 URG = 0x20
 
+# Timestamps are nanoseconds since the epoch in 64 bits (arrays, packed commands): years
+# 1677 to 2262. Capture times outside (a broken or hostile file) are kept at the limits.
+TS_MIN, TS_MAX = -(1 << 63), (1 << 63) - 1
+
 # A flow key: (ip_version, a_hi, a_lo, a_port, b_hi, b_lo, b_port) with endpoint a the
 # smaller of the two. Direction 0 is a -> b. IPv4 addresses have hi == 0.
 FlowKey = tuple[int, int, int, int, int, int, int]

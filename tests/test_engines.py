@@ -91,9 +91,10 @@ def test_native_path_does_not_import_heavy_libraries():
     assert out.strip() == "[]"
 
 
-def far_future_pcapng(path) -> None:
-    """smtp_ok's packets in a pcapng whose interface counts whole seconds (if_tsresol 0),
-    stamped near 2**62 s: in nanoseconds past what 64 bits hold."""
+def far_future_pcapng(path, seconds: bool) -> None:
+    """smtp_ok's packets in a pcapng stamped past what 64-bit nanoseconds hold: in whole
+    seconds (if_tsresol 0) near 2**62, or in microseconds near 2**64 (past even a
+    signed 64-bit raw value)."""
     import struct
 
     sys.path.insert(0, str(CAPTURES))
@@ -103,22 +104,24 @@ def far_future_pcapng(path) -> None:
         return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
 
     out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
-           block(1, struct.pack("<HHI", 1, 0, 262144) + struct.pack("<HH", 9, 1) + b"\0\0\0\0"
+           block(1, struct.pack("<HHI", 1, 0, 262144)
+                 + (struct.pack("<HH", 9, 1) + b"\0\0\0\0" if seconds else b"")
                  + struct.pack("<HH", 0, 0))]
     for i, (_t, ipb) in enumerate(sorted(ms.sc_ok(), key=lambda p: p[0])):
         frame = ms.eth(ipb)
-        ts = (1 << 62) + i
+        ts = (1 << 62) + i if seconds else (1 << 64) - 100 + i
         out.append(block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame),
                                         len(frame)) + frame + bytes(-len(frame) % 4)))
     path.write_bytes(b"".join(out))
 
 
+@pytest.mark.parametrize("seconds", [True, False], ids=["seconds", "raw"])
 @pytest.mark.parametrize("engine", ["native", "scapy", "tshark"])
-def test_timestamps_past_64_bits_are_no_crash(engine, tmp_path):
+def test_timestamps_past_64_bits_are_no_crash(engine, seconds, tmp_path):
     if engine == "tshark":
         require("tshark")
     f = tmp_path / "future.pcapng"
-    far_future_pcapng(f)
+    far_future_pcapng(f, seconds)
     r = subprocess.run([sys.executable, "-m", "pushscan", "analyze", "--format", "json",
                         "--engine", engine, str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from ..errors import CaptureDamaged
+from ..model import TS_MAX
 from . import scan
 
 CHUNK = 4 << 20            # bytes read per step
@@ -359,7 +360,7 @@ class CaptureReader:
                     offs.append(pos + 28)
                     caps.append(cap)
                     origs.append(orig)
-                    rawts.append((tsh << 32) | tsl)
+                    rawts.append(min((tsh << 32) | tsl, TS_MAX))
                     ifs.append(iface)
                 elif btype == 3:  # simple packet block
                     if not ifaces:
@@ -381,7 +382,7 @@ class CaptureReader:
                     offs.append(pos + 28)
                     caps.append(cap)
                     origs.append(orig)
-                    rawts.append((tsh << 32) | tsl)
+                    rawts.append(min((tsh << 32) | tsl, TS_MAX))
                     ifs.append(iface)
                 elif btype == 5:  # interface statistics block: kernel drops
                     iface_id = struct.unpack_from(e + "I", buf, pos + 8)[0]
@@ -428,9 +429,15 @@ class CaptureReader:
         for idx, (_lt, _snap, num, den) in enumerate(ifaces):
             m = ifa == idx
             if m.any():
-                # ts units are num/den seconds; convert to ns without float rounding
-                ts[m] = raw[m] * (num * 1_000_000_000 // den) if (num * 1_000_000_000) % den == 0 \
-                    else (raw[m].astype(np.float64) * (num * 1e9 / den)).astype(np.int64)
+                # ts units are num/den seconds; convert to ns without float rounding (a
+                # time past 64-bit nanoseconds, hostile or broken, is kept at the limit)
+                r = raw[m]
+                if (num * 1_000_000_000) % den == 0:
+                    mul = num * 1_000_000_000 // den
+                    ts[m] = np.where(r > TS_MAX // mul, TS_MAX, r * mul)
+                else:
+                    f = r.astype(np.float64) * (num * 1e9 / den)
+                    ts[m] = np.where(f >= float(TS_MAX), TS_MAX, f.astype(np.int64))
         missing = raw < 0
         if missing.any():
             # simple packet blocks carry no timestamp: they take the previous packet's

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
 from ..decode import decode, mss_option
 from ..errors import CaptureDamaged, InputError, UsageError
-from ..model import DecodeStats, IcmpError, SegmentBatch, flow_key
+from ..model import TS_MAX, TS_MIN, DecodeStats, IcmpError, SegmentBatch, flow_key
 from .capture import CaptureReader
 
 ENGINES = ("native", "scapy", "tshark")
@@ -68,9 +68,6 @@ class NativeEngine:
             else:
                 yield decode(rb, frame0, stats), len(rb)
             frame0 += len(rb)
-
-
-TS_MIN, TS_MAX = -(1 << 63), (1 << 63) - 1   # nanoseconds: years 1677 to 2262
 
 
 class SegmentBuilder:
