@@ -65,7 +65,7 @@ class SmtpDialogue:
     __slots__ = ("max_line", "lines_truncated", "verbs", "packed", "greeting", "unsolicited", "tls",
                  "messages", "body_bytes", "malformed", "state", "_cbuf", "_sbuf", "_pending",
                  "_tail", "_chunk_left", "_chunk_last", "_auth_continue", "_body_gap",
-                 "_body_frame", "_body_pushed", "_body_ts", "_last_frame", "_last_pushed",
+                 "_body_frame", "_body_pushed", "_last_frame", "_last_pushed",
                  "_last_ts")
 
     def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
@@ -90,7 +90,6 @@ class SmtpDialogue:
         self._body_gap = False     # part of the current body was never captured
         self._body_frame = 0       # the last body segment seen
         self._body_pushed = False
-        self._body_ts = 0
         self._last_frame = 0       # the segment last fed, for lines a gap completes
         self._last_pushed = False
         self._last_ts = 0
@@ -104,11 +103,11 @@ class SmtpDialogue:
             if self.state is ClientState.BODY and len(data) >= 4:
                 # the common case, a body segment: one search, no copies of the segment
                 if data.find(BODY_END) < 0 and (self._tail + data[:4]).find(BODY_END) < 0:
-                    self._body_frame, self._body_pushed, self._body_ts = frame, pushed, ts
+                    self._body_frame, self._body_pushed = frame, pushed
                     self.body_bytes += len(data)
                     self._tail = data[-4:]
                     return
-            self._client(data, frame, pushed, ts)
+            self._client(data, frame, pushed)
         else:
             self._server(data, frame, ts)
 
@@ -132,7 +131,7 @@ class SmtpDialogue:
             elif self._cbuf:
                 line = bytes(self._cbuf)
                 self._cbuf.clear()
-                self._command(line, self._last_frame, self._last_pushed, self._last_ts)
+                self._command(line, self._last_frame, self._last_pushed)
         else:
             if self._sbuf[:3].isdigit():
                 code = int(self._sbuf[:3])
@@ -154,7 +153,7 @@ class SmtpDialogue:
         return None
 
     # -- client side -------------------------------------------------------------------
-    def _client(self, data: bytes, frame: int, pushed: bool, ts: int) -> None:
+    def _client(self, data: bytes, frame: int, pushed: bool) -> None:
         pos = 0
         n = len(data)
         while pos < n and not self.tls:
@@ -164,8 +163,8 @@ class SmtpDialogue:
                 self.state = st = ClientState.BODY
                 self._tail = b"\r\n"
             if st is ClientState.BODY:
-                self._body_frame, self._body_pushed, self._body_ts = frame, pushed, ts
-                pos = self._body_data(data, pos, frame, pushed, ts)
+                self._body_frame, self._body_pushed = frame, pushed
+                pos = self._body_data(data, pos, frame, pushed)
             elif st is ClientState.CHUNK:
                 take = min(self._chunk_left, n - pos)
                 self._chunk_left -= take
@@ -182,7 +181,7 @@ class SmtpDialogue:
                 pos = nl + 1
                 line = bytes(self._cbuf).rstrip(b"\r")
                 self._cbuf.clear()
-                self._command(line, frame, pushed, ts)
+                self._command(line, frame, pushed)
 
     def _append_line(self, buf: bytearray, part: bytes) -> None:
         """Add to a line buffer, keeping at most ``max_line`` bytes of one line."""
@@ -194,12 +193,12 @@ class SmtpDialogue:
                 buf += part[:room]
                 self.lines_truncated += 1   # counted once, when the line first overflows
 
-    def _command(self, line: bytes, frame: int, pushed: bool, ts: int) -> None:
+    def _command(self, line: bytes, frame: int, pushed: bool) -> None:
         if self._auth_continue:
             self._auth_continue = False   # an AUTH response line, not a command
             return
         verb = _verb(line)
-        self.add_command(verb, frame, pushed, ts)
+        self.add_command(verb, frame, pushed)
         if verb == "BDAT":
             parts = line.split()
             size = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
@@ -212,7 +211,7 @@ class SmtpDialogue:
             if size == 0:
                 self._chunk_done()
 
-    def add_command(self, verb: str, frame: int, pushed: bool, ts: int) -> None:
+    def add_command(self, verb: str, frame: int, pushed: bool) -> None:
         """A command line was read (its verb); the fast lane calls this for lines it
         split and read itself."""
         self._pending.append(len(self.verbs))
@@ -221,8 +220,8 @@ class SmtpDialogue:
         if verb == "DATA":
             self.state = ClientState.AWAIT_DATA_GO
 
-    def answered_command(self, verb: str, frame: int, pushed: bool, ts: int,
-                         code: int, reply_frame: int, reply_ts: int) -> None:
+    def answered_command(self, verb: str, frame: int, pushed: bool, code: int,
+                         reply_frame: int) -> None:
         """A command and its final reply, read together by the fast lane (it was the
         oldest awaiting a reply when the reply came): the same as ``add_command`` then
         ``_reply`` for replies that change no state but DATA's (no AUTH, STARTTLS, gap)."""
@@ -238,7 +237,7 @@ class SmtpDialogue:
             self.messages += 1
             self._chunk_last = False
 
-    def _body_data(self, data: bytes, pos: int, frame: int, pushed: bool, ts: int) -> int:
+    def _body_data(self, data: bytes, pos: int, frame: int, pushed: bool) -> int:
         chunk = data[pos:]
         probe = self._tail + chunk
         i = probe.find(BODY_END)
@@ -248,10 +247,10 @@ class SmtpDialogue:
             return len(data)
         used = i + len(BODY_END) - len(self._tail)   # bytes of `chunk` up to the terminator
         self.body_bytes += used
-        self._end_body(frame, pushed, ts)
+        self._end_body(frame, pushed)
         return pos + used
 
-    def _end_body(self, frame: int, pushed: bool, ts: int) -> None:
+    def _end_body(self, frame: int, pushed: bool) -> None:
         self.messages += 1
         self.state = ClientState.COMMAND
         self._tail = b""
@@ -286,7 +285,7 @@ class SmtpDialogue:
     def _reply(self, code: int, frame: int, ts: int) -> None:
         if self.state is ClientState.BODY and self._body_gap:
             # the body's end was in bytes never captured; the server's reply shows it ended
-            self._end_body(self._body_frame, self._body_pushed, self._body_ts)
+            self._end_body(self._body_frame, self._body_pushed)
         if not self._pending:
             r = Reply(code, frame, ts)
             if self.greeting is None and not self.verbs:

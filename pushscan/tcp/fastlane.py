@@ -314,19 +314,19 @@ class FastLane:
         """Hand the parsers the commands and replies the kernel read, in order."""
         owner = self.owner
         verbs = self._verbs
-        for kind, r, code, frame, ts, psh, rcode, rframe, rts in self.EV[:ne].tolist():
+        for kind, r, code, frame, ts, psh, rcode, rframe, _rts in self.EV[:ne].tolist():
             app: Any = owner[r].app   # type: ignore[union-attr]  (kinds 3, 5: TCP events)
             if kind == 1:
                 verb = verbs.get(code) or self._verb(code)
                 if rcode < 0:
-                    app.add_command(verb, frame, psh == 1, ts)
+                    app.add_command(verb, frame, psh == 1)
                 else:                    # answered in the same round
-                    app.answered_command(verb, frame, psh == 1, ts, rcode, rframe, rts)
+                    app.answered_command(verb, frame, psh == 1, rcode, rframe)
             elif kind == 2:
                 app._reply(code, frame, ts)
             elif kind == 4:              # a body ended after ``code`` more bytes
                 app.body_bytes += code
-                app._end_body(frame, bool(psh), ts)
+                app._end_body(frame, bool(psh))
             elif kind == 5:              # a retransmission at ``code`` (direction ``ts``)
                 dd = owner[r].dirs[ts]   # type: ignore[union-attr]
                 if not dd.attempts:
@@ -346,11 +346,11 @@ class FastLane:
             return
         S = self.S
         app: Any = s.app
-        _sk, badd, bframe, bpushed, bts, lframe, lpushed, lts, tail, tailn, cleft = row[SK:CLEFT + 1]
+        _sk, badd, bframe, bpushed, lframe, lpushed, lts, tail, tailn, cleft = row[SK:CLEFT + 1]
         app.body_bytes += badd
         app._last_frame, app._last_pushed, app._last_ts = lframe, bool(lpushed), lts
         if bframe >= 0:   # the latest body segment (skipped or ending a body)
-            app._body_frame, app._body_pushed, app._body_ts = bframe, bool(bpushed), bts
+            app._body_frame, app._body_pushed = bframe, bool(bpushed)
         app._tail = tail.to_bytes(tailn, "big") if tailn else b""   # always the latest
         if app.state is ClientState.CHUNK:
             app._chunk_left = cleft

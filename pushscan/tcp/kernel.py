@@ -26,9 +26,9 @@ MAX_ROWS = 4096            # past this many rows, further sessions stay with the
 # Session columns of the state array.
 (CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
  TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
- SK, BADD, BFRAME, BPUSHED, BTS, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
- ST, NPEND, PHEAD, MAXLINE, SACOUNT, CLOSED) = range(36)
-D0 = 36
+ SK, BADD, BFRAME, BPUSHED, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
+ ST, NPEND, PHEAD, MAXLINE, SACOUNT, CLOSED) = range(35)
+D0 = 35
 # Direction columns, at D0 + d * DN.
 (STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
  WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM, RETX) = range(23)
@@ -264,8 +264,7 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
     if found < 0:
         return -1
     used = found + 5 - tn
-    saved = (S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED],
-             S[s, BTS])
+    saved = (S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED])
     PF[s, (S[s, PHEAD] + S[s, NPEND]) % q] = VERB_BODY
     PE[s, (S[s, PHEAD] + S[s, NPEND]) % q] = -1
     S[s, NPEND] += 1
@@ -274,7 +273,6 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
     S[s, TAILN] = 0
     S[s, BFRAME] = frame        # the parser's last body segment
     S[s, BPUSHED] = psh
-    S[s, BTS] = ts
     event(EV, k0, 4, s, used, frame, ts, psh)
     k = k0 + 1
     if used < plen:
@@ -282,8 +280,7 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
         k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po + used, po + plen, True)
         ne[0] = k0
         if k < 0:
-            S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED], \
-                S[s, BTS] = saved
+            S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED] = saved
             return -1
     return k
 
@@ -546,7 +543,6 @@ def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cov
             if S[s, APP] == APP_BODY or (app == APP_SMTP and S[s, ST] == ST_BODY and d == cd):
                 S[s, BFRAME] = frame
                 S[s, BPUSHED] = psh
-                S[s, BTS] = ts
         if psh and end > S[s, src + LPE]:
             S[s, src + LPE] = end
         S[s, src + BYTES] += plen
