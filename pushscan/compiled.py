@@ -131,6 +131,11 @@ def module_name() -> str:
     return f"pushscan_kernels_{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
+def module_path() -> str:
+    """Where the built module for these sources is (or goes)."""
+    return os.path.join(cache_dir(), module_name() + importlib.machinery.EXTENSION_SUFFIXES[0])
+
+
 def compiler() -> Optional[str]:
     """The C compiler a build would use (as distutils chooses it), if installed."""
     import shutil
@@ -193,9 +198,9 @@ def _prune(cache: str, keep: str) -> None:
 def built_module() -> Optional[str]:
     """The ahead-of-time module for these sources: found in the cache or built now
     (None if it cannot be: no compiler, unwritable cache, a failed build)."""
-    cache = cache_dir()
+    path = module_path()
+    cache = os.path.dirname(path)
     name = module_name()
-    path = os.path.join(cache, name + importlib.machinery.EXTENSION_SUFFIXES[0])
     failed = os.path.join(cache, name + ".failed")
     if os.path.exists(path):
         return path
@@ -275,8 +280,7 @@ def ready() -> bool:
         return _kernels[0] is not None and _kernels[0].origin.startswith("built")
     if os.environ.get("PUSHSCAN_KERNELS", "auto") == "jit":
         return False
-    name = module_name() + importlib.machinery.EXTENSION_SUFFIXES[0]
-    return os.path.exists(os.path.join(cache_dir(), name))
+    return os.path.exists(module_path())
 
 
 def kernels() -> Kernels:

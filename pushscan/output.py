@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 _json_compact = json.JSONEncoder(separators=(",", ":")).encode
 
+
 def _compact_std(doc: Any) -> bytes:
     return _json_compact(doc).encode("ascii")   # ensure_ascii: always ASCII
 
@@ -42,11 +43,6 @@ try:
         return b
 except ImportError:  # pragma: no cover - orjson is a dependency
     _compact_bytes = _compact_std
-
-
-def _compact(doc: Any) -> str:
-    """``_compact_bytes`` as text."""
-    return _compact_bytes(doc).decode("ascii")
 
 
 class _Writer:
