@@ -22,6 +22,7 @@ same options, and gives the same results (the tests run both).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -120,8 +121,10 @@ def cache_dir() -> str:
     return os.path.join(base, "pushscan")
 
 
+@functools.lru_cache(maxsize=1)
 def module_name() -> str:
-    """The built module's name: a digest of everything its machine code depends on."""
+    """The built module's name: a digest of everything its machine code depends on (read
+    once per process)."""
     data = b""
     for name in (__name__,) + MODULES:
         with open(os.path.join(HERE, *name.split(".")[1:]) + ".py", "rb") as f:
