@@ -420,9 +420,18 @@ class FastLane:
         self._free(s)
 
     def release_all(self) -> None:
+        """Every session leaves the kernel (the reference code takes the next batch)."""
         for s in self.owner:
             if s is not None:
                 self.release(s)
+
+    def sync_all(self) -> None:
+        """Every session's objects up to date; the rows stay theirs. (Sessions that end
+        then leave without their windows: copying them out would read up to 128 KB per
+        session back from the capture for nothing.)"""
+        for s in self.owner:
+            if s is not None:
+                self.sync(s)
 
     # -- batches -----------------------------------------------------------------------
     def takes(self, batch: SegmentBatch) -> bool:

@@ -194,7 +194,7 @@ class Tracker:
         """Past ``max_sessions`` open sessions, end the least recently active tenth
         (close: timeout), so that memory stays bounded whatever the capture holds."""
         if self.lane is not None:
-            self.lane.release_all()
+            self.lane.sync_all()
         idle = sorted(self.table.values(), key=lambda x: x.end)[: max(1, self.max_sessions // 10)]
         for s in idle:
             self.evicted += 1
@@ -449,7 +449,7 @@ class Tracker:
     def expire(self, now: int, idle_ns: int) -> None:
         """End sessions with no packet for ``idle_ns`` before ``now`` (close: timeout)."""
         if self.lane is not None:
-            self.lane.release_all()
+            self.lane.sync_all()
         for s in [s for s in self.table.values() if s.end + idle_ns < now]:
             if not s.closed:
                 s.timeout = True
@@ -466,8 +466,6 @@ class Tracker:
 
     def finish(self) -> None:
         """End of capture: every session still known ends now."""
-        if self.lane is not None:
-            self.lane.release_all()
         for s in sorted(self.table.values(), key=lambda x: x.id):
-            self._end(s)
+            self._end(s)     # (sessions in the fast lane leave it, synced, without windows)
         self.closing = []
