@@ -132,8 +132,8 @@ class FastLane:
         self.DS = np.zeros((capacity, 2, DESCRIPTORS, 2), dtype=np.int64)
         self.mapped: Any = None        # the memory-mapped capture descriptors point into
         self.PF = np.zeros((capacity, PENDING_KEPT), dtype=np.int64)   # commands awaiting replies
-        # (kind, row, verb/code, frame, ts, psh, reply code (-1: none), reply frame, reply ts)
-        self.EV = np.zeros((EVENTS, 9), dtype=np.int64)
+        # (kind, row, verb/code, frame, ts, psh, reply code (-1: none), reply frame)
+        self.EV = np.zeros((EVENTS, 8), dtype=np.int64)
         self.PE = np.full((capacity, PENDING_KEPT), -1, dtype=np.int64)   # their events, if this round's
         self.ne = np.zeros(2, dtype=np.int64)      # events so far, round number
         self.U = np.empty(16, dtype=np.int64)      # the kernel's scratch (it allocates nothing)
@@ -314,7 +314,7 @@ class FastLane:
         """Hand the parsers the commands and replies the kernel read, in order."""
         owner = self.owner
         verbs = self._verbs
-        for kind, r, code, frame, ts, psh, rcode, rframe, _rts in self.EV[:ne].tolist():
+        for kind, r, code, frame, ts, psh, rcode, rframe in self.EV[:ne].tolist():
             app: Any = owner[r].app   # type: ignore[union-attr]  (kinds 3, 5: TCP events)
             if kind == 1:
                 verb = verbs.get(code) or self._verb(code)

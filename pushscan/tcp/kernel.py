@@ -111,7 +111,7 @@ def _space(c):  # pragma: no cover - compiled
 def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
     """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
     (verb) and final replies become events EV[ne[0]:], the row's state follows. A reply to
-    a command read in the same round is written into that command's event (columns 6-8)
+    a command read in the same round is written into that command's event (columns 6-7)
     instead. Returns the new event count, or -1 when the segment needs the reference
     parser (a partial or over-long line, a malformed reply, BDAT, AUTH or STARTTLS
     replies, a long verb, a full queue): then nothing was changed."""
@@ -215,7 +215,6 @@ def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # p
                     x = fe % cap
                     EV[x, 6] = code
                     EV[x, 7] = frame
-                    EV[x, 8] = ts
                     undo[npatch] = x
                     npatch += 1
                     patched = True
