@@ -50,6 +50,13 @@ SETTLE = 3.0   # seconds of rest before each timed command (a big process's exit
 
 def measure(argv: list[str], env: dict | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command, output to /dev/null."""
+    wall, rss, _ = measure_cpu(argv, env)
+    return wall, rss
+
+
+def measure_cpu(argv: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """``measure``, and the CPU seconds (user + system) of the command and the worker
+    processes it waited for."""
     time.sleep(SETTLE)
     t = time.perf_counter()
     with open(os.devnull, "wb") as null:
@@ -58,7 +65,7 @@ def measure(argv: list[str], env: dict | None = None) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(argv)}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def pushscan_cmd(path: Path, engine: str = "native") -> list[str]:
@@ -133,16 +140,22 @@ def main() -> None:
             halves.append(half)
         base = [sys.executable, "-m", "pushscan", "analyze", "--separate", "--format", "jsonl"]
         files = [str(h) for h in halves]
+        cores = os.cpu_count() or 1
         for label, env in (("", None), (" (read-ahead off: one core per analysis)",
                                         dict(os.environ, PUSHSCAN_READAHEAD="0"))):
-            runs: dict[str, list[float]] = {"1": [], "2": []}
+            jruns: dict[str, list[tuple[float, float, float]]] = {"1": [], "2": []}
             for _ in range(a.repeat):      # in turn, as above; the medians count
-                for j in runs:
-                    runs[j].append(measure(base + ["-j", j] + files, env)[0])
-            w1, w2 = statistics.median(runs["1"]), statistics.median(runs["2"])
-            print(f"\ntwo files of {a.packets // 2:,} packets{label}: -j 1 {w1:.2f} s, "
-                  f"-j 2 {w2:.2f} s (speed-up {w1 / w2:.2f}x on {os.cpu_count()} cores; runs "
-                  f"{', '.join(f'{x:.2f}' for x in runs['1'])} and {', '.join(f'{x:.2f}' for x in runs['2'])})")
+                for j in jruns:
+                    jruns[j].append(measure_cpu(base + ["-j", j] + files, env))
+            (w1, _, c1), (w2, _, c2) = (sorted(jruns[j])[len(jruns[j]) // 2] for j in ("1", "2"))
+            # what the machine allows: the CPU seconds -j 2 needs, spread over every core
+            bound = c2 / min(2, cores)
+            print(f"\ntwo files of {a.packets // 2:,} packets{label}: -j 1 {w1:.2f} s "
+                  f"({c1 / w1:.1f} cores busy), -j 2 {w2:.2f} s ({c2 / w2:.1f} cores busy): "
+                  f"speed-up {w1 / w2:.2f}x on {cores} cores; -j 2 is at {bound / w2:.0%} of "
+                  f"the {bound:.2f} s its {c2:.2f} CPU seconds allow on {min(2, cores)} cores (runs "
+                  f"{', '.join(f'{x[0]:.2f}' for x in jruns['1'])} and "
+                  f"{', '.join(f'{x[0]:.2f}' for x in jruns['2'])})")
         for h in halves:
             h.unlink()
     if a.engines:

@@ -13,6 +13,11 @@ from .errors import EXIT_FAILED, EXIT_INPUT, PushscanError
 
 FORMATS = ("text", "json", "jsonl")
 
+# pushscan does no linear algebra: numpy's BLAS need not start a thread per core when
+# numpy loads (they burn ~0.05-0.1 s of CPU in every process, -j workers included, that
+# the read-ahead thread could use). Set before numpy is imported; the user's value wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 def _fail(exc: PushscanError) -> None:
     click.echo(f"pushscan: error: {exc}", err=True)

@@ -184,3 +184,19 @@ def test_parallel_jobs_give_the_same_output(fmt):
     # every file reported: a summary each (JSON), or its name (text)
     assert one.stdout.count('"summary"') == 4 if fmt != "text" else \
         all(n in one.stdout for n in ("smtp_ok.pcap", "smtp_port_reuse.pcap"))
+
+
+def test_numpy_starts_no_blas_threads():
+    """pushscan does no linear algebra: loading numpy through the command line starts no
+    BLAS thread per core (they cost CPU in every process and -j worker); a value the user
+    set is kept."""
+    probe = ("import os, pushscan.cli, numpy; "
+             "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1", "1"]
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "2"
