@@ -1,6 +1,6 @@
 """Time pushscan against tshark and tcptrace on the same generated capture, in one run.
 
-    python bench/run.py [--packets 2000000] [--concurrency 200] [--repeat 3] [--memory]
+    python bench/run.py [--packets 2000000] [--concurrency 200] [--repeat 3] [--memory] [--pcapng]
                         [--engines 20000] [--jobs] [--keep]
 
 Prints, for each command, wall time, packets per second and peak resident memory (the
@@ -11,7 +11,8 @@ compiles the numba kernels (cached from then on); that run's time is printed too
 also runs pushscan alone on 1M- and 4M-packet captures and compares peak memory;
 ``--engines N`` times ``pushscan analyze --engine E`` for each engine on an N-packet capture.
 ``--concurrency N`` makes the timed capture hold about N concurrent sessions (a busier
-gateway than the default 200; the other captures keep 200).
+gateway than the default 200; the other captures keep 200). ``--pcapng`` also times
+pushscan on the timed capture converted to pcapng by editcap, and on both through a pipe.
 Generated files go to bench/out/ (ignored by git) and are removed unless --keep.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -72,6 +73,11 @@ def pushscan_cmd(path: Path, engine: str = "native") -> list[str]:
     return [sys.executable, "-m", "pushscan", "analyze", "--format", "json", "--engine", engine, str(path)]
 
 
+def piped(path: Path) -> list[str]:
+    """pushscan reading ``path`` from a pipe (what ``tcpdump -w - | pushscan analyze -`` does)."""
+    return ["sh", "-c", f"cat {shlex.quote(str(path))} | {shlex.join(pushscan_cmd(Path('-')))}"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=2_000_000)
@@ -82,6 +88,8 @@ def main() -> None:
                     help="also time each engine on an N-packet capture")
     ap.add_argument("--jobs", action="store_true",
                     help="also time analyze --separate -j 1 and -j 2 on two halves of the capture")
+    ap.add_argument("--pcapng", action="store_true",
+                    help="also time pushscan on the capture converted to pcapng (editcap), as a file and a pipe")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
     a = ap.parse_args()
 
@@ -124,7 +132,8 @@ def main() -> None:
         _, m1 = measure(pushscan_cmd(small))
         _, m4 = measure(pushscan_cmd(big))
         line = f"\npeak RSS: 1M packets {m1:.0f} MB, 4M packets {m4:.0f} MB ({(m4 / m1 - 1) * 100:+.0f}%)"
-        if ours and a.concurrency == 200:   # the timed runs' size: where the sessions known at once stop growing
+        if ours and a.concurrency == 200:
+            # the timed runs' size: where the sessions known at once stop growing
             m2 = ours[1]
             line += f"; {a.packets / 1e6:g}M packets (above) {m2:.0f} MB, 4M {(m4 / m2 - 1) * 100:+.0f}% over it"
         print(line)
@@ -166,6 +175,18 @@ def main() -> None:
             print(f"| {engine} | {wall:.2f} | {a.engines / wall:,.0f} | {rss:.0f} |")
         if not a.keep:
             small.unlink()
+    if a.pcapng and shutil.which("editcap"):
+        ng = path.with_suffix(".pcapng")
+        subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
+        forms = {"pcap file": pushscan_cmd(path), "pcapng file": pushscan_cmd(ng),
+                 "pcap, standard input a pipe": piped(path), "pcapng, standard input a pipe": piped(ng)}
+        print(f"\nthe same {a.packets:,} packets as pcap and pcapng (median of {a.repeat}):\n\n"
+              "| input | wall s | packets/s | peak RSS MB |\n|---|---:|---:|---:|")
+        for name, argv in forms.items():
+            wall, rss = sorted(measure(argv) for _ in range(a.repeat))[a.repeat // 2]
+            print(f"| {name} | {wall:.2f} | {a.packets / wall:,.0f} | {rss:.0f} |")
+        if not a.keep:
+            ng.unlink()
     if not a.keep:
         path.unlink()
 

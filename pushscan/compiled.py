@@ -38,6 +38,7 @@ import numpy as np
 # The modules holding marked functions, and the entry points called from Python.
 MODULES = ("pushscan.sources.scan_compiled", "pushscan.fastdecode", "pushscan.tcp.kernel")
 ENTRIES = {"scan": ("pushscan.sources.scan_compiled", "kernel"),
+           "scan_epb": ("pushscan.sources.scan_compiled", "epb_kernel"),
            "decode": ("pushscan.fastdecode", "_kernel"),
            "track": ("pushscan.tcp.kernel", "kernel")}
 # numba options of every marked function. Without numba's reference counting (``_nrt``):
@@ -51,6 +52,7 @@ FAILED = "pushscan-build-failed: "   # how the build process states why it faile
 
 class Kernels(NamedTuple):
     scan: Callable[..., Any]      # sources/scan_compiled.kernel
+    scan_epb: Callable[..., Any]  # sources/scan_compiled.epb_kernel
     decode: Callable[..., Any]    # fastdecode._kernel
     track: Callable[..., Any]     # tcp/kernel.kernel
     origin: str                   # "built: <path>" or "jit"
@@ -78,6 +80,7 @@ def signatures() -> dict[str, Any]:
     buf = arr(u8, 1, readonly=True)   # the capture's bytes (bytes or a read-only mmap)
     return {
         "scan": t.Tuple((i8, i8, b))(buf, i8, b, i8, a1, a1, a1, a1, a1),
+        "scan_epb": t.UniTuple(i8, 2)(buf, i8, b, i8, i8, a1, a1, a1, a1, a1),
         "decode": t.UniTuple(i8, 3)(buf, a1, a1, a1, a1, i8, a2, arr(t.uint64, 2), a1, a2,
                                     a1, arr(t.uint64, 1)),
         "track": t.UniTuple(i8, 3)(a2, a2, arr(u8, 3), arr(i8, 4), a2, a2, a2, a1, a1, a2,

@@ -73,6 +73,7 @@ def test_signatures_are_what_the_jit_infers():
             "from pushscan import compiled\n"
             f"Analysis([{str(CAPTURES / 'smtp_ok.pcap')!r}, {str(CAPTURES / 'smtp_conflict.pcap')!r}],"
             " Options(fast=True)).run()\n"
+            f"Analysis([{str(CAPTURES / 'smtp_ok_multi_interface.pcapng')!r}], Options(fast=True)).run()\n"
             "k = compiled.load()\n"
             "assert k.origin == 'jit', k.origin\n"
             "want = compiled.signatures()\n"

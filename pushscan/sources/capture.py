@@ -8,9 +8,11 @@ batch size, never by the file size.
 A damaged tail (truncated record, impossible length, bad block) stops the reading of
 that file with ``CaptureDamaged`` *after* every complete packet before it was yielded.
 
-Big plain pcap files read with the compiled scanner (``fast``) are memory-mapped instead:
-batches point into the mapping (no copies), and pages already analysed are released
-from the process (they stay in the page cache), so resident memory stays flat.
+Big plain (not compressed) pcap and pcapng files read with the compiled scanners
+(``fast``) are memory-mapped instead: batches point into the mapping (no copies), and
+pages already analysed are released from the process (they stay in the page cache), so
+resident memory stays flat. In pcapng, runs of enhanced packet blocks go through the
+compiled scanner; every other block through the Python code, the reference.
 """
 from __future__ import annotations
 
@@ -226,11 +228,11 @@ class CaptureReader:
 
     def batches(self) -> Iterator[RawBatch]:
         """Yield batches of packets in file order until the end or the first damage."""
+        mm = self._mapped()
         if self._kind == "pcap":
-            mm = self._mapped()
             yield from (self._pcap_mapped(mm) if mm is not None else self._pcap())
         else:
-            yield from self._pcapng()
+            yield from self._pcapng(mm)
 
     # -- pcap ------------------------------------------------------------------------
     def _pcap_header(self) -> tuple[int, int, bool]:
@@ -275,12 +277,12 @@ class CaptureReader:
             raise CaptureDamaged(f"truncated record at the end ({len(buf) - pos} bytes left over)")
 
     def _mapped(self) -> mmap.mmap | None:
-        """The whole file mapped read-only, for a big plain pcap file read fast."""
+        """The whole file mapped read-only, for a big plain (not compressed) file read fast."""
         if not self.fast or self._compressed or not hasattr(self._raw, "fileno"):
             return None
         try:
             fd = self._raw.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode) or self._raw.tell() != 24:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or self._raw.tell() != len(self._head):
                 return None
             return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
@@ -315,27 +317,52 @@ class CaptureReader:
             raise CaptureDamaged(f"truncated record at the end ({size - pos} bytes left over)")
 
     # -- pcapng ----------------------------------------------------------------------
-    def _pcapng(self) -> Iterator[RawBatch]:
-        buf = self._head
+    def _pcapng(self, mm: mmap.mmap | None = None) -> Iterator[RawBatch]:
+        """pcapng blocks, from the stream or from the whole file mapped (``mm``: same
+        batches, same errors). Runs of enhanced packet blocks go through the compiled
+        scanner once the input is known to be big (``scan.compiled_ready``); every other
+        block, and any block it does not take, through the code below (the reference)."""
+        buf: Any = self._head if mm is None else mm
+        base = 0       # file offset of buf[0]
+        pos = 0
         e = "<"
         ifaces: list[tuple[int, int, int, int]] = []  # (linktype, snaplen, ts_num, ts_den)
-        eof = False
+        eof = mm is not None
         first = True
-        stalled = False   # the buffer holds no complete block: must read more
+        stalled = False   # the buffer holds no complete block after pos: must read more
+        done = 0          # mapped: pages before this offset are released
+        starts: list[int] = []
         while True:
-            if not eof and (stalled or len(buf) < CHUNK):
+            if not eof and (stalled or len(buf) - pos < CHUNK):
                 more = self._read(CHUNK)
                 eof = not more
-                buf = buf + more
+                buf = buf[pos:] + more
+                base += pos
+                pos = 0
             n = len(buf)
-            pos = 0
-            offs: list[int] = []
+            start = pos
+            fast = scan.compiled_ready(self.packets, fast=self.fast)
+            cols: list[tuple[np.ndarray, ...]] = []   # packets of the batch so far, in parts
+            count = 0
+            offs: list[int] = []     # the current part, from the code below
             caps: list[int] = []
             origs: list[int] = []
             rawts: list[int] = []
             ifs: list[int] = []
             damaged = None
-            while pos + 12 <= n and len(offs) < BATCH:
+            while pos + 12 <= n and count < BATCH:
+                if fast and struct.unpack_from(e + "I", buf, pos)[0] == 6:
+                    k, end, *run = scan.scan_epb_compiled(buf, pos, e == ">", len(ifaces),
+                                                          MAX_BLOCK, BATCH - count)
+                    if k:
+                        if offs:
+                            cols.append(_part(offs, caps, origs, rawts, ifs))
+                            offs, caps, origs, rawts, ifs = [], [], [], [], []
+                        cols.append(tuple(run))
+                        count += k
+                        pos = end
+                        first = False
+                        continue
                 btype_b = buf[pos:pos + 4]
                 if btype_b == PCAPNG_SHB:
                     bom = buf[pos + 8:pos + 12]
@@ -348,20 +375,21 @@ class CaptureReader:
                         break
                 btype, blen = struct.unpack_from(e + "II", buf, pos)
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                    damaged = f"pcapng block at byte {self.bytes_read - n + pos} has a bad length {blen}"
+                    damaged = f"pcapng block at byte {base + pos} has a bad length {blen}"
                     break
                 if pos + blen > n:
                     break
                 if btype == 6:  # enhanced packet block
                     iface, tsh, tsl, cap, orig = struct.unpack_from(e + "IIIII", buf, pos + 8)
                     if iface >= len(ifaces) or 28 + cap > blen:
-                        damaged = f"pcapng packet block at byte {self.bytes_read - n + pos} is inconsistent"
+                        damaged = f"pcapng packet block at byte {base + pos} is inconsistent"
                         break
                     offs.append(pos + 28)
                     caps.append(cap)
                     origs.append(orig)
                     rawts.append(min((tsh << 32) | tsl, TS_MAX))
                     ifs.append(iface)
+                    count += 1
                 elif btype == 3:  # simple packet block
                     if not ifaces:
                         damaged = "pcapng simple packet block before any interface"
@@ -374,6 +402,7 @@ class CaptureReader:
                     origs.append(orig)
                     rawts.append(-1)
                     ifs.append(0)
+                    count += 1
                 elif btype == 2:  # obsolete packet block
                     iface, _drops, tsh, tsl, cap, orig = struct.unpack_from(e + "HHIIII", buf, pos + 8)
                     if iface >= len(ifaces) or 28 + cap > blen:
@@ -384,6 +413,7 @@ class CaptureReader:
                     origs.append(orig)
                     rawts.append(min((tsh << 32) | tsl, TS_MAX))
                     ifs.append(iface)
+                    count += 1
                 elif btype == 5:  # interface statistics block: kernel drops
                     iface_id = struct.unpack_from(e + "I", buf, pos + 8)[0]
                     drops = _isb_ifdrop(buf, pos + 20, pos + blen - 4, e)
@@ -396,8 +426,11 @@ class CaptureReader:
                 elif btype == 0x0A0D0D0A:
                     # a new section renumbers interfaces: flush packets of the old one first
                     if offs:
-                        yield self._ng_batch(buf, offs, caps, origs, rawts, ifs, ifaces)
+                        cols.append(_part(offs, caps, origs, rawts, ifs))
                         offs, caps, origs, rawts, ifs = [], [], [], [], []
+                    if cols:
+                        yield self._ng_batch(buf, cols, ifaces)
+                        cols, count = [], 0
                     ifaces = []
                 elif first:
                     damaged = "pcapng file does not start with a section header"
@@ -405,26 +438,33 @@ class CaptureReader:
                 first = False
                 pos += blen
             if offs:
-                yield self._ng_batch(buf, offs, caps, origs, rawts, ifs, ifaces)
+                cols.append(_part(offs, caps, origs, rawts, ifs))
+            if cols:
+                yield self._ng_batch(buf, cols, ifaces)
             if damaged:
                 raise CaptureDamaged(damaged)
-            full = len(offs) >= BATCH
-            buf = buf[pos:]
-            stalled = pos == 0
-            if full:
+            if mm is not None:
+                self.bytes_read = pos
+                starts.append(start)
+                if len(starts) > 4:   # as in _pcap_mapped
+                    upto = starts.pop(0) // mmap.PAGESIZE * mmap.PAGESIZE
+                    if upto > done and hasattr(mm, "madvise"):
+                        mm.madvise(mmap.MADV_DONTNEED, done, upto - done)
+                        done = upto
+            stalled = pos == start
+            if count >= BATCH:
                 continue   # more complete blocks may wait in the buffer: no read yet
             if eof:
-                if buf:
-                    raise CaptureDamaged(f"truncated block at the end ({len(buf)} bytes left over)")
+                if pos < n:
+                    raise CaptureDamaged(f"truncated block at the end ({n - pos} bytes left over)")
                 return
 
-    def _ng_batch(self, buf: bytes, offs: list[int], caps: list[int], origs: list[int],
-                  rawts: list[int], ifs: list[int],
+    def _ng_batch(self, buf: Any, cols: list[tuple[np.ndarray, ...]],
                   ifaces: list[tuple[int, int, int, int]]) -> RawBatch:
+        offs, caps, origs, raw, ifa = (np.concatenate(c) if len(cols) > 1 else c[0]
+                                       for c in zip(*cols))
         k = len(offs)
-        ifa = np.array(ifs, dtype=np.int64)
         lts = np.array([i[0] for i in ifaces], dtype=np.int64)[ifa]
-        raw = np.array(rawts, dtype=np.int64)
         ts = np.zeros(k, dtype=np.int64)
         for idx, (_lt, _snap, num, den) in enumerate(ifaces):
             m = ifa == idx
@@ -448,8 +488,13 @@ class CaptureReader:
         self.packets += k
         for lt, cnt in zip(*np.unique(lts, return_counts=True)):
             self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)
-        return RawBatch(buf, np.array(offs, dtype=np.int64), np.array(caps, dtype=np.int64),
-                        np.array(origs, dtype=np.int64), ts, lts)
+        return RawBatch(buf, offs, caps, origs, ts, lts)
+
+
+def _part(offs: list[int], caps: list[int], origs: list[int], rawts: list[int],
+          ifs: list[int]) -> tuple[np.ndarray, ...]:
+    """Packets the reference code located, as the compiled scanner's columns."""
+    return tuple(np.array(x, dtype=np.int64) for x in (offs, caps, origs, rawts, ifs))
 
 
 def _isb_ifdrop(buf: bytes, pos: int, end: int, e: str) -> int | None:

@@ -37,3 +37,36 @@ def kernel(a, pos, big, limit, off, cap, orig, sec, frac):  # pragma: no cover -
         k += 1
         pos = end
     return k, pos, damaged
+
+
+TS_LIMIT = (1 << 63) - 1    # model.TS_MAX: a raw time past it is kept at it
+EPB_MIN = 32                # an enhanced packet block's header, trailer and no data
+
+
+@compiled()   # no reference counting: see tcp/kernel.py
+def epb_kernel(a, pos, big, nifaces, maxblock, off, cap, orig, rawts, iface):  # pragma: no cover
+    """pcapng enhanced packet blocks from ``pos`` (``scan.scan_epb_py``'s contract): stops
+    before the first block that is not a whole, well-formed one, which the reader's
+    Python code then takes (another block type, a bad length, an unknown interface, a
+    block not complete in ``a``)."""
+    n = a.shape[0]
+    k = 0
+    while pos + EPB_MIN <= n and k < off.shape[0]:
+        if _word(a, pos, big) != 6:
+            break
+        blen = _word(a, pos + 4, big)
+        if blen < EPB_MIN or blen % 4 or blen > maxblock or pos + blen > n:
+            break
+        ifc = _word(a, pos + 8, big)
+        incl = _word(a, pos + 20, big)
+        if ifc >= nifaces or 28 + incl > blen:
+            break
+        hi = _word(a, pos + 12, big)
+        off[k] = pos + 28
+        cap[k] = incl
+        orig[k] = _word(a, pos + 24, big)
+        rawts[k] = TS_LIMIT if hi >> 31 else (hi << 32) | _word(a, pos + 16, big)
+        iface[k] = ifc
+        k += 1
+        pos += blen
+    return k, pos
