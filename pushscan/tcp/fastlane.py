@@ -121,6 +121,7 @@ class FastLane:
     reference code needs them."""
 
     ROWS = 512                       # rows at first (they double as needed, to MAX_ROWS)
+    HOT = 64                         # free rows that keep their ring pages (reused first)
 
     def __init__(self, tracker: "Tracker", capacity: int = 0) -> None:
         capacity = capacity or self.ROWS
@@ -128,7 +129,8 @@ class FastLane:
         self.t = tracker
         self.S = np.zeros((capacity, NF), dtype=np.int64)
         self.UF = np.zeros((capacity, FRAMES_KEPT), dtype=np.int64)
-        self.W = np.zeros((capacity, 2, WINDOW_KEEP), dtype=np.uint8)
+        self.rings = _Rings(capacity)
+        self.W = self.rings.W
         self.DS = np.zeros((capacity, 2, DESCRIPTORS, 2), dtype=np.int64)
         self.mapped: Any = None        # the memory-mapped capture descriptors point into
         self.PF = np.zeros((capacity, PENDING_KEPT), dtype=np.int64)   # commands awaiting replies
@@ -148,8 +150,8 @@ class FastLane:
 
     # -- rows <-> sessions -------------------------------------------------------------
     def _grow(self) -> bool:
-        """Double the rows (up to MAX_ROWS). The rings of rows in use are copied; new
-        rings stay untouched zero pages until written."""
+        """Double the rows (up to MAX_ROWS). The rings are reserved for every row from
+        the start (untouched pages until written), or else copied for rows in use."""
         cap = len(self.owner)
         if cap >= MAX_ROWS:
             return False
@@ -158,11 +160,11 @@ class FastLane:
         self.PF = np.concatenate([self.PF, np.zeros((cap, PENDING_KEPT), dtype=np.int64)])
         self.PE = np.concatenate([self.PE, np.full((cap, PENDING_KEPT), -1, dtype=np.int64)])
         self.DS = np.concatenate([self.DS, np.zeros((cap, 2, DESCRIPTORS, 2), dtype=np.int64)])
-        W = np.zeros((2 * cap, 2, WINDOW_KEEP), dtype=np.uint8)
-        S = self.S
-        used = np.flatnonzero((S[:cap, D0 + WMODE] == 1) | (S[:cap, D0 + DN + WMODE] == 1))
-        W[used] = self.W[used]         # only windows kept as bytes matter
-        self.W = W
+        if len(self.W) < 2 * cap:     # rings not reserved for every row at first
+            S = self.S
+            used = np.flatnonzero((S[:cap, D0 + WMODE] == 1) | (S[:cap, D0 + DN + WMODE] == 1))
+            self.rings = self.rings.grown(2 * cap, used)   # only windows kept as bytes matter
+            self.W = self.rings.W
         self.owner += [None] * cap
         self.free = list(range(2 * cap - 1, cap - 1, -1)) + self.free
         return True
@@ -209,6 +211,7 @@ class FastLane:
                 data = self._window(r, d)
                 n = len(data)
                 self.W[r, d, :n] = np.frombuffer(data, dtype=np.uint8)
+                self.rings.used(r)
                 S[r, b + WPOS] = n % WINDOW_KEEP
                 S[r, b + WMODE] = 1
                 S[r, b + DHEAD] = S[r, b + DCOUNT] = S[r, b + DSUM] = 0
@@ -227,6 +230,8 @@ class FastLane:
             s.slot = self.free.pop()
             self.owner[s.slot] = s
             ring_current = (False, False)
+            if self.mapped is None:      # the kernel keeps its windows as ring bytes
+                self.rings.used(s.slot)
         r = s.slot
         t = s.turn
         row = [s.client_dir, s.last_frame, s.end, int(s.hs_ack), int(s.synack_seen), 0, 0, 0]
@@ -252,6 +257,7 @@ class FastLane:
                 wlen = min(len(dd.window), WINDOW_KEEP)
                 if wlen:
                     self.W[r, d, :wlen] = np.frombuffer(bytes(dd.window[-wlen:]), dtype=np.uint8)
+                    self.rings.used(r)
                 wpos, wmode, dhead, dcount, dsum = wlen % WINDOW_KEEP, int(wlen > 0), 0, 0, 0
             row += [int(dd.started), dd.nxt, dd.last_push_end, dd.data_segments, dd.psh_segments,
                     dd.bytes, dd.max_segment, dd.oversize, int(dd.max_ack is not None),
@@ -405,10 +411,15 @@ class FastLane:
         S[r, DIRTY] = 0
 
     def _free(self, s: Session) -> None:
-        self.S[s.slot, CLOSED] = 0
-        self.owner[s.slot] = None
-        self.free.append(s.slot)
+        r = s.slot
+        S = self.S
+        S[r, CLOSED] = 0
+        self.owner[r] = None
+        free = self.free
+        free.append(r)
         s.slot = -1
+        if len(free) > self.HOT:       # rows this deep in the free stack are taken only
+            self.rings.release(free[-self.HOT - 1])   # when more sessions are open at once
 
     def release(self, s: Session, keep_windows: tuple[bool, bool] = (True, True)) -> None:
         """The session leaves the kernel: it ends (its windows are no longer needed), or
@@ -565,3 +576,52 @@ class FastLane:
             fslot[fi] = -2
         else:
             fslot[fi] = self.load(s2, keep)
+
+
+class _Rings:
+    """The rows' conflict-window rings (row, direction, WINDOW_KEEP bytes), in an
+    anonymous mapping: pages are zero and not resident until written, and the pages of a
+    freed row can be given back. Reserved for every row the lane may ever hold
+    (``MAX_ROWS``, 512 MB of address space, nothing resident), so that growing copies
+    nothing; where the system refuses that much address space, sized to the rows and
+    copied when they grow. Only inputs that cannot be mapped (pipes, compressed files)
+    keep windows as ring bytes."""
+
+    ROW = 2 * WINDOW_KEEP            # bytes per row: a multiple of the page size
+
+    def __init__(self, rows: int, reserve: bool = True) -> None:
+        self.mm: Any = None
+        for n in ((MAX_ROWS, rows) if reserve else (rows,)):
+            try:
+                self.mm = self.map(n * self.ROW)
+                break
+            except (OSError, OverflowError, ValueError, AttributeError):   # (no MAP_PRIVATE: Windows)
+                continue
+        if self.mm is None:
+            self.W = np.zeros((rows, 2, WINDOW_KEEP), dtype=np.uint8)
+        else:
+            self.W = np.frombuffer(self.mm, dtype=np.uint8).reshape(-1, 2, WINDOW_KEEP)
+        self.dirty = np.zeros(len(self.W), dtype=np.bool_)
+
+    @staticmethod
+    def map(size: int) -> mmap.mmap:
+        # private: given-back pages of a shared mapping would keep their bytes and memory
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+
+    def grown(self, rows: int, used: np.ndarray) -> "_Rings":
+        """Rings for ``rows`` rows holding the ``used`` rows' bytes."""
+        new = _Rings(rows, reserve=False)
+        new.W[used] = self.W[used]
+        new.dirty[used] = True
+        return new
+
+    def used(self, r: int) -> None:
+        """Row r's ring is (or may be) written."""
+        self.dirty[r] = True
+
+    def release(self, r: int) -> None:
+        """Give back the pages of a free row's ring (it reads as zeros afterwards)."""
+        if self.dirty[r] and self.mm is not None and hasattr(self.mm, "madvise"):
+            self.mm.madvise(mmap.MADV_DONTNEED, r * self.ROW, self.ROW)
+            self.dirty[r] = False
+
