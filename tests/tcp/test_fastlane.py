@@ -116,28 +116,33 @@ def test_sessions_open_at_the_end_leave_without_their_windows(traffic, monkeypat
     assert seen["reads"] == 0         # ...whose windows were never read back
 
 
-def lanes_of(a: Analysis) -> list:
-    """The fast lanes an analysis attaches (read after its run)."""
-    seen: list = []
+def compressed_run(pcap, tmp_path) -> tuple[dict, dict, object]:
+    """(reference report, fast report, the fast lane) of the capture gzip-compressed:
+    a compressed input cannot be mapped, so the lane keeps windows as ring bytes."""
+    import gzip
+    gz = tmp_path / "t.pcap.gz"
+    gz.write_bytes(gzip.compress(pcap.read_bytes(), 1))
+    ref = Analysis([str(gz)], Options(fast=False)).run()
+    a = Analysis([str(gz)], Options(fast=True))
+    lanes: list = []
     orig = a._fast_lane
 
     def spy(tracker, engine, path, opening):
         on = orig(tracker, engine, path, opening)
-        if tracker.lane is not None and tracker.lane not in seen:
-            seen.append(tracker.lane)
+        if tracker.lane is not None and tracker.lane not in lanes:
+            lanes.append(tracker.lane)
         return on
     a._fast_lane = spy
-    return seen
+    fast = a.run()
+    (lane,) = lanes
+    return ref, fast, lane
 
 
 def test_freed_rows_give_their_ring_pages_back(traffic, tmp_path, monkeypatch):
     """A compressed capture cannot be mapped: windows are ring bytes in the rows. The
     rings of free rows deep in the free stack are given back to the system, so resident
     ring memory follows the sessions open at once, not every row ever used."""
-    import gzip
     from pushscan.tcp import fastlane
-    gz = tmp_path / "t.pcap.gz"
-    gz.write_bytes(gzip.compress(traffic[3].read_bytes(), 1))
     released = []
     orig = fastlane._Rings.release
 
@@ -147,11 +152,8 @@ def test_freed_rows_give_their_ring_pages_back(traffic, tmp_path, monkeypatch):
         orig(self, r)
     monkeypatch.setattr(fastlane._Rings, "release", counted)
     monkeypatch.setattr(fastlane.FastLane, "HOT", 8)
-    ref = Analysis([str(gz)], Options(fast=False)).run()
-    a = Analysis([str(gz)], Options(fast=True))
-    lanes = lanes_of(a)
-    assert a.run() == ref
-    (lane,) = lanes
+    ref, fast, lane = compressed_run(traffic[3], tmp_path)
+    assert fast == ref
     assert len(set(released)) > 20                   # rings that held bytes were given back
     assert lane.rings.dirty.sum() <= fastlane.FastLane.HOT + 1   # all but the hot rows'
     cold = [r for r in set(released) if not lane.rings.dirty[r]]
@@ -161,10 +163,7 @@ def test_freed_rows_give_their_ring_pages_back(traffic, tmp_path, monkeypatch):
 def test_rings_without_address_space_for_every_row(traffic, tmp_path, monkeypatch):
     """Where the system refuses 512 MB of address space up front, the rings are sized to
     the rows and copied as they grow: the same report."""
-    import gzip
     from pushscan.tcp import fastlane
-    gz = tmp_path / "t.pcap.gz"
-    gz.write_bytes(gzip.compress(traffic[5].read_bytes(), 1))
     real = fastlane._Rings.map
     sizes = []
 
@@ -175,11 +174,8 @@ def test_rings_without_address_space_for_every_row(traffic, tmp_path, monkeypatc
         return real(size)
     monkeypatch.setattr(fastlane._Rings, "map", staticmethod(stingy))
     monkeypatch.setattr(fastlane.FastLane, "ROWS", 2)
-    ref = Analysis([str(gz)], Options(fast=False)).run()
-    a = Analysis([str(gz)], Options(fast=True))
-    lanes = lanes_of(a)
-    assert a.run() == ref
-    (lane,) = lanes
+    ref, fast, lane = compressed_run(traffic[5], tmp_path)
+    assert fast == ref
     assert len(lane.owner) > 64 and len(lane.W) == len(lane.owner)   # grown past the mapping's limit
     assert sizes[0] == fastlane.MAX_ROWS * fastlane._Rings.ROW
 
