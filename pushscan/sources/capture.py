@@ -301,12 +301,7 @@ class CaptureReader:
             if k:
                 self.bytes_read = end
                 yield self._pcap_batch(mm, linktype, k, offs, caps, origs, secs, fracs)
-                starts.append(pos)
-                if len(starts) > 4:   # batches older than the read-ahead are done with
-                    upto = starts.pop(0) // mmap.PAGESIZE * mmap.PAGESIZE
-                    if upto > done and hasattr(mm, "madvise"):
-                        mm.madvise(mmap.MADV_DONTNEED, done, upto - done)
-                        done = upto
+                done = _release(mm, starts, pos, done)
             if damaged:
                 raise CaptureDamaged(f"record at byte {end} claims an impossible length")
             pos = end
@@ -445,12 +440,7 @@ class CaptureReader:
                 raise CaptureDamaged(damaged)
             if mm is not None:
                 self.bytes_read = pos
-                starts.append(start)
-                if len(starts) > 4:   # as in _pcap_mapped
-                    upto = starts.pop(0) // mmap.PAGESIZE * mmap.PAGESIZE
-                    if upto > done and hasattr(mm, "madvise"):
-                        mm.madvise(mmap.MADV_DONTNEED, done, upto - done)
-                        done = upto
+                done = _release(mm, starts, start, done)
             stalled = pos == start
             if count >= BATCH:
                 continue   # more complete blocks may wait in the buffer: no read yet
@@ -489,6 +479,19 @@ class CaptureReader:
         for lt, cnt in zip(*np.unique(lts, return_counts=True)):
             self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)
         return RawBatch(buf, offs, caps, origs, ts, lts)
+
+
+def _release(mm: mmap.mmap, starts: list[int], start: int, done: int) -> int:
+    """A batch from ``start`` was handed on; the pages of batches older than the
+    read-ahead are done with and given back (they stay in the page cache). Returns the
+    offset below which pages are given back now."""
+    starts.append(start)
+    if len(starts) > 4:
+        upto = starts.pop(0) // mmap.PAGESIZE * mmap.PAGESIZE
+        if upto > done and hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_DONTNEED, done, upto - done)
+            return upto
+    return done
 
 
 def _part(offs: list[int], caps: list[int], origs: list[int], rawts: list[int],
