@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-__version__ = "0.1.0"
-
-from .errors import InputError, PushscanError, UsageError  # noqa: E402
+from .errors import InputError, PushscanError, UsageError
+from .version import __version__
 
 
 def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:

@@ -1,15 +1,18 @@
-"""The segment model every engine produces and every later stage consumes.
+"""The values every stage shares: raw packet batches, the segment model, flow keys.
 
-An engine (native reader, scapy, tshark) turns captured frames into ``SegmentBatch``
-values; nothing downstream knows which engine made them. Columns are plain lists so
-the tracker can iterate them without per-packet object creation.
+A source yields ``RawBatch`` values (packets located in one buffer); a decoder or an
+engine turns them into ``SegmentBatch`` values: one numpy record per TCP segment, of
+dtype ``SEGMENT``, read by field name everywhere (Python and the compiled kernels
+alike). Nothing downstream knows which engine made a batch.
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
+
+import numpy as np
 
 # TCP flag bits, named once.
 FIN = 0x01
@@ -18,6 +21,15 @@ RST = 0x04
 PSH = 0x08
 ACK = 0x10
 URG = 0x20
+
+# TCP option kinds a segment carried, as bits of ``Segment.opts`` (bit = 1 << kind for
+# the kinds below 31; OPT_OTHER for any other kind).
+OPT_MSS = 1 << 2
+OPT_WSCALE = 1 << 3
+OPT_SACK_PERM = 1 << 4
+OPT_SACK = 1 << 5
+OPT_TIMESTAMP = 1 << 8
+OPT_OTHER = 1 << 31
 
 # Timestamps are nanoseconds since the epoch in 64 bits (arrays, packed commands): years
 # 1677 to 2262. Capture times outside (a broken or hostile file) are kept at the limits.
@@ -44,13 +56,95 @@ def flow_key(version: int, src: int, sport: int, dst: int, dport: int) -> tuple[
     """Canonical key and direction for a segment from ``src:sport`` to ``dst:dport``.
 
     Addresses are integers (IPv4 32-bit, IPv6 128-bit). Used by engines that see one
-    packet at a time; the native decoder computes the same thing on whole columns.
+    packet at a time; the native decoders compute the same thing on whole batches.
     """
     s = (src >> 64, src & 0xFFFFFFFFFFFFFFFF, sport)
     d = (dst >> 64, dst & 0xFFFFFFFFFFFFFFFF, dport)
     if s > d:
         return (version, *d, *s), 1
     return (version, *s, *d), 0
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Packets located in one buffer, as a source read them. Columns are numpy int64
+    arrays of equal length: ``off``/``caplen`` locate each packet's captured bytes in
+    ``data``; ``origlen`` is its length on the wire; ``ts`` nanoseconds since the epoch;
+    ``linktype`` each packet's LINKTYPE_* value."""
+
+    data: Any          # bytes, or a read-only memory map of the capture
+    off: np.ndarray
+    caplen: np.ndarray
+    origlen: np.ndarray
+    ts: np.ndarray
+    linktype: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+
+# One TCP segment: the fields of ``SEGMENT``, in its order, all int64.
+SEGMENT_FIELDS = (
+    "frame",      # frame number, 1-based (Wireshark's numbering)
+    "ts",         # capture time, ns since the epoch
+    "flow",       # index into the batch's ``flows``
+    "dir",        # 0: from the key's endpoint a to b
+    "flags",      # TCP flags
+    "seq", "ack",  # raw 32-bit sequence and acknowledgement numbers
+    "plen",       # payload length from the IP header (even if the frame was cut)
+    "pay_off", "pay_len",   # the captured payload: data[pay_off:pay_off + pay_len]
+    "mss",        # MSS option (0: none)
+    "wscale",     # window scale option's shift (-1: none)
+    "win",        # the raw 16-bit window field
+    "ttl",        # IPv4 TTL or IPv6 hop limit
+    "ipid",       # IPv4 identification (-1: IPv6)
+    "opts",       # TCP option kinds present (OPT_* bits)
+    "tsval", "tsecr",   # TCP timestamps option (-1: none)
+    # filled by the compiled decoder only (``SegmentBatch.hints``), for the fast lane's
+    # SMTP body counting without reading payloads again: 1 if the payload holds
+    # CRLF.CRLF, and its first and last 4 bytes (big-endian, payloads of 4 bytes or more)
+    "body_end", "head", "tail",
+)
+SEGMENT = np.dtype([(name, np.int64) for name in SEGMENT_FIELDS])
+# What a segment's optional fields hold when nothing was decoded for them.
+SEGMENT_DEFAULTS = {"wscale": -1, "ipid": -1, "tsval": -1, "tsecr": -1}
+
+
+class Segment(NamedTuple):
+    """One ``SEGMENT`` record as Python ints (``Segment(*row)`` for a row of ``batch.rows()``)."""
+
+    frame: int
+    ts: int
+    flow: int
+    dir: int
+    flags: int
+    seq: int
+    ack: int
+    plen: int
+    pay_off: int
+    pay_len: int
+    mss: int
+    wscale: int
+    win: int
+    ttl: int
+    ipid: int
+    opts: int
+    tsval: int
+    tsecr: int
+    body_end: int
+    head: int
+    tail: int
+
+
+assert tuple(Segment.__annotations__) == SEGMENT_FIELDS, "Segment and SEGMENT list the same fields"
+
+
+def segments(n: int) -> np.ndarray:
+    """``n`` segment records holding the defaults (zero, or ``SEGMENT_DEFAULTS``)."""
+    seg = np.zeros(n, dtype=SEGMENT)
+    for name, value in SEGMENT_DEFAULTS.items():
+        seg[name] = value
+    return seg
 
 
 class IcmpError(NamedTuple):
@@ -65,51 +159,27 @@ class IcmpError(NamedTuple):
 
 @dataclass(slots=True)
 class SegmentBatch:
-    """TCP segments in capture order.
+    """TCP segments in capture order: ``seg`` (``SEGMENT`` records), the bytes their
+    payloads point into (``data``), the flows they belong to, and the ICMP errors seen
+    among them. ``hints``: the compiled decoder filled ``body_end``, ``head``, ``tail``."""
 
-    Per segment: ``frame`` (1-based, Wireshark numbering), ``ts`` (ns since epoch),
-    ``flow`` (index into ``flows``), ``dir`` (0: a->b), ``flags``, raw 32-bit ``seq``
-    and ``ack``, ``plen`` (payload length from the IP header, even if the frame was cut
-    by a snap length), and the captured payload as ``data[pay_off:pay_off+pay_len]``.
-    ``mss`` maps a segment index to the MSS option it carried (SYNs only).
-
-    The native decoder fills ``cols`` instead of the lists: one int64 array with a row
-    per column in the order of ``COLUMNS`` and an eleventh row holding each segment's
-    MSS option or 0 (no per-packet Python objects); the compiled decoder adds three: 1
-    if the payload holds CRLF.CRLF, and the payload's first and last 4 bytes (big-endian,
-    payloads of 4 bytes or more). ``columns()`` gives the lists either way.
-    """
-
-    COLUMNS = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len")
-
-    frame: list[int] = field(default_factory=list)
-    ts: list[int] = field(default_factory=list)
-    flow: list[int] = field(default_factory=list)
-    dir: list[int] = field(default_factory=list)
-    flags: list[int] = field(default_factory=list)
-    seq: list[int] = field(default_factory=list)
-    ack: list[int] = field(default_factory=list)
-    plen: list[int] = field(default_factory=list)
-    pay_off: list[int] = field(default_factory=list)
-    pay_len: list[int] = field(default_factory=list)
-    data: bytes = b""
+    seg: np.ndarray = field(default_factory=lambda: segments(0))
+    data: Any = b""
     flows: list[FlowKey] = field(default_factory=list)
-    mss: dict[int, int] = field(default_factory=dict)
     icmp: list[IcmpError] = field(default_factory=list)
-    cols: Optional[Any] = None     # int64 array (11 or 14, n): COLUMNS, MSS, [CRLF.CRLF, head, tail]
+    hints: bool = False
 
     def __len__(self) -> int:
-        return len(self.frame) if self.cols is None else int(self.cols.shape[1])
+        return len(self.seg)
 
-    def columns(self) -> list[list[int]]:
-        """The ten columns as lists of Python ints, in the order of ``COLUMNS``."""
-        if self.cols is not None:
-            return self.cols[:10].tolist()
-        return [self.frame, self.ts, self.flow, self.dir, self.flags, self.seq, self.ack,
-                self.plen, self.pay_off, self.pay_len]
+    def rows(self) -> "zip[tuple[int, ...]]":
+        """Each segment as a tuple of Python ints in ``SEGMENT_FIELDS`` order (for
+        ``Segment(*row)``)."""
+        seg = self.seg
+        return zip(*(seg[name].tolist() for name in SEGMENT_FIELDS))
 
     def last_ts(self) -> int:
-        return int(self.cols[1, -1]) if self.cols is not None else self.ts[-1]
+        return int(self.seg["ts"][-1])
 
 
 @dataclass(slots=True)

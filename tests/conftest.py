@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+CAPTURES = ROOT / "captures"
 ALL_CAPTURES = sorted(p for p in CAPTURES.iterdir()
                       if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
 
 def bench_capture(path: Path, packets: int, seed: int = 1) -> Path:
     """A capture from bench/generate.py (SMTP sessions, bodies, retransmissions, resets)."""
-    sys.path.insert(0, str(CAPTURES.parent / "bench"))
+    sys.path.insert(0, str(ROOT / "bench"))
     import generate
 
     with open(path, "wb") as out:

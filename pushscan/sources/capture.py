@@ -21,13 +21,12 @@ import os
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from ..errors import CaptureDamaged
-from ..model import TS_MAX
+from ..model import TS_MAX, RawBatch
 from . import scan
 
 CHUNK = 4 << 20            # bytes read per step
@@ -43,26 +42,6 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclass(slots=True)
-class RawBatch:
-    """Packets located in one buffer. Columns are numpy arrays of equal length.
-
-    ``off``/``caplen`` locate each packet's captured bytes in ``data``; ``origlen`` is
-    its length on the wire; ``ts`` is nanoseconds since the epoch; ``linktype`` the
-    LINKTYPE_* value of each packet.
-    """
-
-    data: bytes
-    off: np.ndarray
-    caplen: np.ndarray
-    origlen: np.ndarray
-    ts: np.ndarray
-    linktype: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.off)
 
 
 class _Prefixed:
@@ -173,7 +152,7 @@ class CaptureReader:
         compressed = False
         if magic[:2] == GZIP_MAGIC:
             compressed = True
-            stream = _Gunzip(_Prefixed(magic, raw))  # type: ignore[assignment]
+            stream = _Gunzip(_Prefixed(magic, raw))
             try:
                 magic = _read_full(stream, 4)
             except (OSError, EOFError, zlib.error) as exc:

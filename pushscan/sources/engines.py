@@ -21,9 +21,14 @@ import subprocess
 import sys
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
-from ..decode import decode, mss_option
+import numpy as np
+
+from ..decode import decode
+from ..decode.icmp import icmp_text
+from ..decode.options import NO_OPTIONS, Options, tcp_options
 from ..errors import CaptureDamaged, InputError, UsageError
-from ..model import TS_MAX, TS_MIN, DecodeStats, IcmpError, SegmentBatch, flow_key
+from ..model import (OPT_OTHER, SEGMENT, TS_MAX, TS_MIN, DecodeStats, IcmpError, Segment,
+                     SegmentBatch, flow_key)
 from .capture import CaptureReader
 
 ENGINES = ("native", "scapy", "tshark")
@@ -63,7 +68,7 @@ class NativeEngine:
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
         for rb in self.reader.batches():
             if self.fast:
-                from ..fastdecode import decode_fast   # compiled: for big inputs only
+                from ..decode.fast import decode_fast   # compiled: for big inputs only
                 yield decode_fast(rb, frame0, stats), len(rb)
             else:
                 yield decode(rb, frame0, stats), len(rb)
@@ -74,61 +79,47 @@ class SegmentBuilder:
     """Collects segments one at a time (for engines that see one packet at a time)."""
 
     def __init__(self) -> None:
-        self.batch = SegmentBatch()
+        self.rows: list[Segment] = []
+        self.icmp: list[IcmpError] = []
         self.data = bytearray()
+        self.flows: list[Any] = []
         self.flow_index: dict[Any, int] = {}
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
     def add(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int, dport: int,
-            flags: int, seq: int, ack: int, plen: int, payload: bytes, mss: int) -> None:
+            flags: int, seq: int, ack: int, plen: int, payload: bytes, win: int, ttl: int,
+            ipid: int, options: Options = NO_OPTIONS) -> None:
         if not TS_MIN <= ts <= TS_MAX:   # a broken or hostile capture's clock: times are
             ts = TS_MIN if ts < 0 else TS_MAX   # 64-bit nanoseconds downstream (packed)
         key, d = flow_key(version, src, sport, dst, dport)
-        b = self.batch
         fi = self.flow_index.get(key)
         if fi is None:
-            fi = self.flow_index[key] = len(b.flows)
-            b.flows.append(key)
-        if mss:
-            b.mss[len(b.frame)] = mss
-        b.frame.append(frame)
-        b.ts.append(ts)
-        b.flow.append(fi)
-        b.dir.append(d)
-        b.flags.append(flags)
-        b.seq.append(seq)
-        b.ack.append(ack)
-        b.plen.append(plen)
-        b.pay_off.append(len(self.data))
-        b.pay_len.append(len(payload))
+            fi = self.flow_index[key] = len(self.flows)
+            self.flows.append(key)
+        self.rows.append(Segment(
+            frame=frame, ts=ts, flow=fi, dir=d, flags=flags, seq=seq, ack=ack, plen=plen,
+            pay_off=len(self.data), pay_len=len(payload), mss=options.mss,
+            wscale=options.wscale, win=win, ttl=ttl, ipid=ipid, opts=options.kinds,
+            tsval=options.tsval, tsecr=options.tsecr, body_end=0, head=0, tail=0))
         self.data += payload
 
-    def icmp(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int, dport: int,
-             text: str) -> None:
+    def add_icmp(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int,
+                 dport: int, text: str) -> None:
         key, d = flow_key(version, src, sport, dst, dport)
-        self.batch.icmp.append(IcmpError(frame, ts, key, d, text))
+        self.icmp.append(IcmpError(frame, ts, key, d, text))
 
     def take(self) -> SegmentBatch:
-        b = self.batch
-        b.data = bytes(self.data)
+        """The segments collected so far, as a batch; the builder starts afresh."""
+        b = SegmentBatch(seg=np.array(self.rows, dtype=SEGMENT), data=bytes(self.data),
+                         flows=self.flows, icmp=self.icmp)
         self.__init__()  # type: ignore[misc]
         return b
 
 
 def _ip_int(text: str) -> int:
     return int(ipaddress.ip_address(text))
-
-
-_UNREACH = {(4, 0): "network unreachable", (4, 1): "host unreachable", (4, 3): "port unreachable",
-            (4, 4): "fragmentation needed", (4, 13): "communication administratively prohibited",
-            (4, 9): "network prohibited", (4, 10): "host prohibited", (4, 2): "protocol unreachable",
-            (6, 0): "no route to destination", (6, 1): "communication administratively prohibited",
-            (6, 3): "address unreachable", (6, 4): "port unreachable"}
-
-
-def icmp_text(version: int, code: int) -> str:
-    """The same wording the native decoder uses for an ICMP destination unreachable."""
-    what = _UNREACH.get((version, code), f"code {code}")
-    return f"ICMP{'v6' if version == 6 else ''} destination unreachable ({what})"
 
 
 class ScapyEngine:
@@ -148,7 +139,7 @@ class ScapyEngine:
         self.packets = 0
         self.bytes_read = 0
         try:
-            self._reader = PcapReader(path)  # type: ignore[no-untyped-call]
+            self._reader = PcapReader(path)
         except Exception as exc:  # scapy raises its own Scapy_Exception types
             raise InputError(path, f"scapy cannot read it: {exc}") from None
 
@@ -168,7 +159,7 @@ class ScapyEngine:
             frames += 1
             self.packets += 1
             scapy_segments(pkt, frame0 + frames, stats, out)
-            if len(out.batch.frame) >= BATCH:
+            if len(out) >= BATCH:
                 yield out.take(), frames
                 frame0 += frames
                 frames = 0
@@ -197,6 +188,29 @@ def _scapy_time_ns(t: Any) -> int:
     return int(t * 1_000_000_000)
 
 
+# scapy's names of the TCP option kinds it parses
+_SCAPY_KINDS = {"EOL": 0, "NOP": 1, "MSS": 2, "WScale": 3, "SAckOK": 4, "SAck": 5,
+                "Timestamp": 8, "AltChkSum": 14, "AltChkSumOpt": 15, "MD5": 19, "Mood": 25,
+                "UTO": 28, "AO": 29, "TFO": 34}
+
+
+def scapy_options(opts: Any) -> Options:
+    """``Options`` from scapy's parsed TCP options."""
+    mss, wscale, kinds, tsval, tsecr = 0, -1, 0, -1, -1
+    for name, value in opts:
+        kind = _SCAPY_KINDS.get(name, name) if isinstance(name, str) else name
+        if not isinstance(kind, int) or kind in (0, 1):
+            continue
+        kinds |= (1 << kind) if kind < 31 else OPT_OTHER
+        if kind == 2:
+            mss = int(value)
+        elif kind == 3:
+            wscale = int(value)
+        elif kind == 8:
+            tsval, tsecr = int(value[0]), int(value[1])
+    return Options(mss, wscale, kinds, tsval, tsecr)
+
+
 def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder) -> None:
     """Dissect one scapy packet (frame number ``frame``) into ``out`` with scapy's layers."""
     from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
@@ -209,6 +223,7 @@ def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder
     layer = pkt
     while layer is not None and type(layer) not in (IP, IPv6) and layer.payload:
         layer = layer.payload
+    ip: Any
     if type(layer) is IP:
         ip, version = layer, 4
         if ip.flags.MF or ip.frag:
@@ -241,22 +256,23 @@ def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder
             stats.malformed += 1
             return
         payload = bytes(l4.payload)[:plen]
-        mss = next((v for k, v in l4.options if k == "MSS"), 0) if l4.flags.S else 0
         stats.tcp_segments += 1
         if len(payload) < plen:
             stats.snaplen_cut += 1
         out.add(frame, ts, version, _ip_int(ip.src), l4.sport, _ip_int(ip.dst), l4.dport,
-                int(l4.flags), l4.seq, l4.ack, plen, payload, mss)
+                int(l4.flags), l4.seq, l4.ack, plen, payload, int(l4.window),
+                int(ip.ttl if version == 4 else ip.hlim), int(ip.id) if version == 4 else -1,
+                scapy_options(l4.options))
     elif type(l4) is ICMP and l4.type == 3 and IPerror in l4 and TCPerror in l4:
         q, t = l4[IPerror], l4[TCPerror]
         if q.proto == 6:
             stats.icmp_errors += 1
-            out.icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+            out.add_icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
                      icmp_text(4, l4.code))
     elif type(l4) is ICMPv6DestUnreach and IPerror6 in l4 and TCPerror in l4:
         q, t = l4[IPerror6], l4[TCPerror]
         stats.icmp_errors += 1
-        out.icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
+        out.add_icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
                  icmp_text(6, l4.code))
     else:
         stats.not_tcp += 1
@@ -298,7 +314,7 @@ class TsharkEngine:
                 self.packets += 1
                 frame = frame0 + frames
                 self._last_ts = tshark_segments(pkt, frame, stats, out, self.link_types, self._last_ts)
-                if len(out.batch.frame) >= BATCH:
+                if len(out) >= BATCH:
                     yield out.take(), frames
                     frame0 += frames
                     frames = 0
@@ -342,22 +358,24 @@ def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilde
         plen = int(tcp.len)
         payload = bytes.fromhex(tcp.payload.replace(":", "")) if plen and "payload" in tcp.field_names else b""
         flags = int(tcp.flags, 16) & 0xFF
-        mss = 0
-        if flags & 0x02 and "options" in tcp.field_names:
-            opts = bytes.fromhex(tcp.options.replace(":", ""))
-            mss = mss_option(opts, 0, len(opts))
+        options = NO_OPTIONS
+        if "options" in tcp.field_names:
+            raw_opts = bytes.fromhex(tcp.options.replace(":", ""))
+            options = tcp_options(raw_opts, 0, len(raw_opts))
         stats.tcp_segments += 1
         if len(payload) < plen:
             stats.snaplen_cut += 1
         out.add(frame, ts, version, _ip_int(ip.src), int(tcp.srcport), _ip_int(ip.dst),
-                int(tcp.dstport), flags, int(tcp.seq_raw), int(tcp.ack_raw), plen, payload, mss)
+                int(tcp.dstport), flags, int(tcp.seq_raw), int(tcp.ack_raw), plen, payload,
+                int(tcp.window_size_value), int(ip.ttl if version == 4 else ip.hlim),
+                int(ip.id, 16) if version == 4 else -1, options)
     elif "icmp" in names or "icmpv6" in names:
         ic = pkt.icmp if version == 4 else pkt.icmpv6
         if int(ic.type) == (3 if version == 4 else 1) and ic.get_field("tcp") is not None:
             q = ic.get_field("ip") if version == 4 else ic.get_field("ipv6")
             t = ic.get_field("tcp")
             stats.icmp_errors += 1
-            out.icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
+            out.add_icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
                      int(t.dstport), icmp_text(version, int(ic.code)))
         else:
             stats.not_tcp += 1
@@ -447,7 +465,7 @@ def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
             raise InputError(path, "not a pcap or pcapng capture, nor any format tshark reads "
                              f"({complaint})") from None
         return TsharkEngine(path, None), lambda: None
-    close = (lambda: None) if path == "-" else raw.close
+    close: Callable[[], None] = (lambda: None) if path == "-" else raw.close
     if engine == "native":
         return NativeEngine(raw, reader), close
     if engine == "scapy":

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterator, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 _END = object()
 
 
 def prefetch(it: Iterator[T], depth: int = 2) -> Iterator[T]:
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: "queue.Queue[tuple[Any, Optional[BaseException]]]" = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:

@@ -3,7 +3,7 @@
 Two implementations with one contract: ``scan_pcap(buf, pos, big_endian, limit, most)``
 returns ``(count, end_pos, damaged, off, cap, orig, sec, frac)`` for at most ``most``
 complete records from ``pos``; ``damaged`` is true when a record claims more than ``limit`` bytes
-(scanning stops there). The Python one is the reference; the compiled one (``compiled.py``) is
+(scanning stops there). The Python one is the reference; the compiled one (``scan_kernel.py``) is
 used for large inputs only, so that small files never pay for loading or building it.
 
 For pcapng, ``scan_epb_compiled`` takes runs of enhanced packet blocks (nearly every

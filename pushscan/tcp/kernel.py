@@ -1,9 +1,10 @@
-"""The fast lane's compiled kernel (numba), and the layout of its state.
+"""The fast lane's compiled kernel (numba): the common packets of a session, applied to
+its ``layout.ROW`` record exactly as ``Tracker`` would apply them to its objects.
 
-Module-level functions marked with ``compiled()``: ``compiled.kernels()`` compiles
-them (ahead of time, or with numba's JIT), and this module imports no numba. Imported
-when the fast lane is attached (``fastlane.py`` documents the contract). Column numbers
-are module constants, compiled in.
+Functions marked with ``compiled()`` (``pushscan.compiled`` compiles them, ahead of time
+or with numba's JIT; this module imports no numba). State is read and written by field
+name: ``row = S[s]``, ``row.dirs[d].nxt``; segments are ``model.SEGMENT`` records
+(``P[i].seq``). ``lane.py`` documents the contract.
 
 Compiled without numba's reference counting (``_nrt=False``): with it, every call of a
 helper, inlined or not, increments and decrements each array argument's count with
@@ -12,40 +13,12 @@ allocates nothing (scratch space comes in as arguments).
 """
 import numpy as np
 
-from ..compiled import compiled
-
-# -- the state layout: one int64 row per session (fastlane.py copies sessions in and out) --
-# Kept in this module so that a change to it recompiles the kernel (numba's cache
-# notices changes to the compiled function's own file only; the ahead-of-time build
-# is keyed by this file's content).
-
-WINDOW_KEEP = 64 * 1024    # as tracker.WINDOW_KEEP: each row keeps a ring of this many
-#                            bytes per direction
-MAX_ROWS = 4096            # past this many rows, further sessions stay with the reference code
-
-# Session columns of the state array.
-(CDIR, LAST_FRAME, END, HS_ACK, SYNACK, PROBE, APP, DIRTY,
- TDIR, TSTART, TBYTES, TFTS, TFFRAME, TPUSHED, TLFRAME, TUBYTES, TUTS, TUCOUNT, TNF,
- SK, BADD, BFRAME, BPUSHED, LFRAME, LPUSHED, LTS, TAIL, TAILN, CLEFT,
- ST, NPEND, PHEAD, MAXLINE, SACOUNT, CLOSED) = range(35)
-D0 = 35
-# Direction columns, at D0 + d * DN.
-(STARTED, NXT, LPE, DSEG, PSEG, BYTES, MAXSEG, OVERS, HASACK, MAXACK, FIN, MSS, TURNS,
- WLEN, WPOS, HASISN, ISN, DSTART, WMODE, DHEAD, DCOUNT, DSUM, RETX) = range(23)
-DN = 23
-# The conflict window (the last WLEN <= WINDOW_KEEP bytes delivered) is kept either as
-# descriptors (WMODE 0: offset and length of the delivering segments in a memory-mapped
-# capture, which stays readable; no copies) or as bytes in a ring (WMODE 1: other
-# inputs, or more small segments than DESCRIPTORS cover).
-DESCRIPTORS = 64
-NF = D0 + 2 * DN
-
-# APP values: what the kernel does with a session's in-order payload: nothing (no parser,
-# or TLS), hand every segment to the reference parser, count body or BDAT bytes and hand
-# the rest over, or read SMTP lines itself (ST: the client's state).
-APP_NONE, APP_LINE, APP_BODY, APP_CHUNK, APP_SMTP = 0, 1, 2, 3, 4
-ST_COMMAND, ST_AWAIT, ST_BODY = 0, 1, 2
-PENDING_KEPT = 16          # commands awaiting replies the kernel can follow
+from ..compiled.marker import Array, Record, compiled
+from ..model import ACK, FIN, PSH, RST, SYN
+from ..seq import unwrap
+from ..smtp.dialogue import BODY_END
+from .layout import PENDING_KEPT, App, Event, Lex, Window
+from .session import WINDOW_KEEP
 
 
 def verb_code(verb: str) -> int:
@@ -59,72 +32,73 @@ VERB_BDAT = verb_code("BDAT")
 VERB_AUTH = verb_code("AUTH")
 VERB_STARTTLS = verb_code("STARTTLS")
 VERB_BODY = -1             # the "DATA body" pseudo-command
-
-
-FIN_, SYN_, RST_, PSH_, ACK_ = 0x01, 0x02, 0x04, 0x08, 0x10
-BODY_END = (13, 10, 46, 13, 10)   # CRLF.CRLF
-MASK, HALF = (1 << 32) - 1, 1 << 31
+END_PATTERN = tuple(BODY_END)          # CRLF.CRLF, as byte values
+END_WORD = int.from_bytes(BODY_END, "big")
 
 
 @compiled(inline="always")
-def unwrap(v, ref):  # pragma: no cover - compiled
-    return ref + ((v - ref + HALF) & MASK) - HALF
+def event(
+        EV: Array, k: int, kind: int, s: int, value: int, frame: int, ts: int, d: int,
+        flag: int) -> None:  # pragma: no cover - compiled
+    """Write event k (no reply yet)."""
+    e = EV[k]
+    e.kind = kind
+    e.row = s
+    e.value = value
+    e.frame = frame
+    e.ts = ts
+    e.dir = d
+    e.flag = flag
+    e.reply_code = -1
+    e.reply_frame = -1
 
 
 @compiled(inline="always")
-def event(EV, k, kind, s, a, frame, ts, flag):  # pragma: no cover - compiled
-    """Write event k: (kind, row, value, frame, ts or direction, flag); no reply yet."""
-    EV[k, 0] = kind
-    EV[k, 1] = s
-    EV[k, 2] = a
-    EV[k, 3] = frame
-    EV[k, 4] = ts
-    EV[k, 5] = flag
-    EV[k, 6] = -1
-
-
-@compiled(inline="always")
-def body_skip(S, s, plen, ends, head, tail):  # pragma: no cover - compiled
+def body_skip(
+        p: Record, plen: int, ends: int, head: int, tail: int) -> bool:  # pragma: no cover - compiled
     """A body segment with no CRLF.CRLF in it (``ends``: the decoder looked) nor across
     its start: count it (True). Otherwise the reference parser must see it (False,
-    nothing changed). ``head``, ``tail``: its first and last 4 bytes (from the decoder,
-    so that the payload is not read again here)."""
+    nothing changed). ``p``: the row's parser record; ``head``, ``tail``: the segment's
+    first and last 4 bytes (from the decoder, so that the payload is not read again)."""
     if plen < 4 or ends:
         return False
-    tn = S[s, TAILN]
-    v = (S[s, TAIL] << 32) | head  # the tail, then the segment's first 4 bytes
+    tn = p.tail_len
+    v = (p.tail << 32) | head     # the tail, then the segment's first 4 bytes
     for i in range(tn):           # the 5-byte windows that straddle the boundary
-        if (v >> (8 * (tn - 1 - i))) & 0xFFFFFFFFFF == 0x0D0A2E0D0A:
+        if (v >> (8 * (tn - 1 - i))) & 0xFFFFFFFFFF == END_WORD:
             return False
-    S[s, BADD] += plen
-    S[s, TAIL] = tail
-    S[s, TAILN] = 4
+    p.body_added += plen
+    p.tail = tail
+    p.tail_len = 4
     return True
 
 
 @compiled()
-def _space(c):  # pragma: no cover - compiled
+def _space(c: int) -> bool:  # pragma: no cover - compiled
     return c == 32 or (9 <= c <= 13)
 
 
 @compiled()
-def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # pragma: no cover
-    """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would: commands
-    (verb) and final replies become events EV[ne[0]:], the row's state follows. A reply to
-    a command read in the same round is written into that command's event (columns 6-7)
-    instead. Returns the new event count, or -1 when the segment needs the reference
-    parser (a partial or over-long line, a malformed reply, BDAT, AUTH or STARTTLS
-    replies, a long verb, a full queue): then nothing was changed."""
+def smtp_lines(
+        S: Array, B: Array, EV: Array, C: Array, U: Array, a: Array, s: int, frame: int,
+        ts: int, psh: int, lo: int, hi: int, client: bool) -> int:  # pragma: no cover
+    """Read the whole SMTP lines in a[lo:hi] for row s, as ``SmtpDialogue`` would:
+    commands (verb) and final replies become events from ``C[0].events`` on, the row's
+    parser record follows. A reply to a command read in the same round is written into
+    that command's event instead. Returns the new event count, or -1 when the segment
+    needs the reference parser (a partial or over-long line, a malformed reply, BDAT,
+    AUTH or STARTTLS replies, a long verb, a full queue): then nothing was changed."""
     if a[hi - 1] != 10:
         return -1
-    st = S[s, ST]
-    npend = S[s, NPEND]
-    head = S[s, PHEAD]
-    q = PF.shape[1]
+    p = S[s].smtp
+    buf = B[s]
+    lex = p.lex
+    npend = p.npend
+    head = p.head
     cap = EV.shape[0]
-    rnd = ne[1]
-    maxline = S[s, MAXLINE]
-    k = ne[0]
+    rnd = C[0].round
+    maxline = p.max_line
+    k = C[0].events
     pos = lo
     undo = U                        # command events given a reply: undone on failure
     npatch = 0
@@ -140,7 +114,7 @@ def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # p
         while e > pos and a[e - 1] == 13:
             e -= 1
         if client:
-            if st != ST_COMMAND:
+            if lex != Lex.COMMAND:
                 fail = True
                 break
             i = pos
@@ -167,16 +141,17 @@ def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # p
                         fail = True
                         break
                     code = v
-            if code == VERB_BDAT or npend >= q:
+            if code == VERB_BDAT or npend >= PENDING_KEPT:
                 fail = True
                 break
-            PF[s, (head + npend) % q] = code
-            PE[s, (head + npend) % q] = rnd * cap + k
+            q = (head + npend) % PENDING_KEPT
+            buf.pending_verb[q] = code
+            buf.pending_event[q] = rnd * cap + k
             npend += 1
-            event(EV, k, 1, s, code, frame, ts, psh)
+            event(EV, k, Event.COMMAND, s, code, frame, ts, 0, psh)
             k += 1
             if code == VERB_DATA:
-                st = ST_AWAIT
+                lex = Lex.AWAIT_DATA_GO
         else:
             if e - pos < 3:
                 fail = True
@@ -198,55 +173,58 @@ def smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, lo, hi, client):  # p
                     break
             patched = False
             if npend:
-                front = PF[s, head]
+                front = buf.pending_verb[head]
                 if front == VERB_AUTH or front == VERB_STARTTLS or npatch >= undo.shape[0]:
                     fail = True
                     break
-                fe = PE[s, head]
-                head = (head + 1) % q
+                fe = buf.pending_event[head]
+                head = (head + 1) % PENDING_KEPT
                 npend -= 1
                 if front == VERB_DATA:
                     if code == 354:
-                        if st == ST_AWAIT:
-                            st = ST_BODY
-                    elif st == ST_AWAIT:
-                        st = ST_COMMAND
+                        if lex == Lex.AWAIT_DATA_GO:
+                            lex = Lex.BODY
+                    elif lex == Lex.AWAIT_DATA_GO:
+                        lex = Lex.COMMAND
                 if fe >= 0 and fe // cap == rnd:   # its command is an event of this round
                     x = fe % cap
-                    EV[x, 6] = code
-                    EV[x, 7] = frame
+                    EV[x].reply_code = code
+                    EV[x].reply_frame = frame
                     undo[npatch] = x
                     npatch += 1
                     patched = True
             if not patched:
-                event(EV, k, 2, s, code, frame, ts, 0)
+                event(EV, k, Event.REPLY, s, code, frame, ts, 0, 0)
                 k += 1
         pos = nl + 1
     if fail:
         for x in range(npatch):
-            EV[undo[x], 6] = -1
+            EV[undo[x]].reply_code = -1
         return -1
-    if st == ST_BODY and S[s, ST] != ST_BODY:
-        S[s, TAIL] = 0x0D0A               # a body starts after CRLF
-        S[s, TAILN] = 2
-    S[s, ST] = st
-    S[s, NPEND] = npend
-    S[s, PHEAD] = head
+    if lex == Lex.BODY and p.lex != Lex.BODY:
+        p.tail = 0x0D0A               # a body starts after CRLF
+        p.tail_len = 2
+    p.lex = lex
+    p.npend = npend
+    p.head = head
     return k
 
 
 @compiled()
-def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: no cover - compiled
+def body_end(
+        S: Array, B: Array, EV: Array, C: Array, U: Array, a: Array, s: int, frame: int,
+        ts: int, psh: int, po: int, plen: int) -> int:  # pragma: no cover - compiled
     """A body segment holding CRLF.CRLF (``SmtpDialogue._body_data``): the message ends
-    (event 4: the body bytes it used), then the rest of the segment is read as command
-    lines. Returns the new event count, or -1 (nothing changed) if the reference
-    parser must read it."""
-    tn = S[s, TAILN]
-    tail = S[s, TAIL]
+    (a BODY_END event: the body bytes it used), then the rest of the segment is read as
+    command lines. Returns the new event count, or -1 (nothing changed) if the
+    reference parser must read it."""
+    p = S[s].smtp
+    buf = B[s]
+    tn = p.tail_len
+    tail = p.tail
     n = tn + plen
-    q = PF.shape[1]
-    k0 = ne[0]
-    if k0 >= EV.shape[0] or S[s, NPEND] >= q:
+    k0 = C[0].events
+    if k0 >= EV.shape[0] or p.npend >= PENDING_KEPT:
         return -1
     found = -1
     for i in range(n - 4):
@@ -254,7 +232,7 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
         for j in range(5):
             x = i + j
             c = (tail >> (8 * (tn - 1 - x))) & 255 if x < tn else a[po + x - tn]
-            if c != BODY_END[j]:
+            if c != END_PATTERN[j]:
                 ok = False
                 break
         if ok:
@@ -263,109 +241,117 @@ def body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen):  # pragma: n
     if found < 0:
         return -1
     used = found + 5 - tn
-    saved = (S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED])
-    PF[s, (S[s, PHEAD] + S[s, NPEND]) % q] = VERB_BODY
-    PE[s, (S[s, PHEAD] + S[s, NPEND]) % q] = -1
-    S[s, NPEND] += 1
-    S[s, ST] = ST_COMMAND
-    S[s, TAIL] = 0
-    S[s, TAILN] = 0
-    S[s, BFRAME] = frame        # the parser's last body segment
-    S[s, BPUSHED] = psh
-    event(EV, k0, 4, s, used, frame, ts, psh)
+    saved_lex, saved_npend, saved_tail, saved_tn = p.lex, p.npend, p.tail, p.tail_len
+    saved_bframe, saved_bpushed = p.body_frame, p.body_pushed
+    q = (p.head + p.npend) % PENDING_KEPT
+    buf.pending_verb[q] = VERB_BODY
+    buf.pending_event[q] = -1
+    p.npend += 1
+    p.lex = Lex.COMMAND
+    p.tail = 0
+    p.tail_len = 0
+    p.body_frame = frame        # the parser's last body segment
+    p.body_pushed = psh
+    event(EV, k0, Event.BODY_END, s, used, frame, ts, 0, psh)
     k = k0 + 1
     if used < plen:
-        ne[0] = k
-        k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po + used, po + plen, True)
-        ne[0] = k0
+        C[0].events = k
+        k = smtp_lines(S, B, EV, C, U, a, s, frame, ts, psh, po + used, po + plen, True)
+        C[0].events = k0
         if k < 0:
-            S[s, ST], S[s, NPEND], S[s, TAIL], S[s, TAILN], S[s, BFRAME], S[s, BPUSHED] = saved
+            p.lex, p.npend, p.tail, p.tail_len = saved_lex, saved_npend, saved_tail, saved_tn
+            p.body_frame, p.body_pushed = saved_bframe, saved_bpushed
             return -1
     return k
 
 
 @compiled()
-def window_bytes(S, W, DS, a, s, d, src):  # pragma: no cover - compiled
-    """Descriptors to bytes: the window's WLEN bytes go into the ring (WMODE 1)."""
-    cap = DS.shape[2]
-    pos = S[s, src + WLEN]
-    h = S[s, src + DHEAD]
-    j = S[s, src + DCOUNT] - 1
+def window_bytes(
+        B: Array, W: Array, a: Array, s: int, d: int, w: Record) -> None:  # pragma: no cover - compiled
+    """Descriptors to bytes: window ``w``'s bytes go into the ring (Window.RING)."""
+    desc = B[s].descriptors
+    pos = w.len
+    h = w.head
+    j = w.count - 1
     while pos > 0 and j >= 0:
-        q = (h + j) % cap
-        o = DS[s, d, q, 0]
-        ln = DS[s, d, q, 1]
+        q = (h + j) % desc.shape[1]
+        o = desc[d, q, 0]
+        ln = desc[d, q, 1]
         take = min(ln, pos)
         for x in range(take):       # (loops: a slice assignment would need numba's runtime)
             W[s, d, pos - take + x] = a[o + ln - take + x]
         pos -= take
         j -= 1
-    S[s, src + WPOS] = S[s, src + WLEN] % WINDOW_KEEP
-    S[s, src + WMODE] = 1
-    S[s, src + DHEAD] = 0
-    S[s, src + DCOUNT] = 0
-    S[s, src + DSUM] = 0
+    w.pos = w.len % WINDOW_KEEP
+    w.mode = Window.RING
+    w.head = 0
+    w.count = 0
+    w.sum = 0
 
 
 @compiled(inline="always")
-def window_add(S, W, DS, a, s, d, src, po, plen, mapped):  # pragma: no cover - compiled
-    """Delivered bytes a[po:po+plen] join the conflict window (tracker._deliver)."""
+def window_add(
+        B: Array, W: Array, a: Array, s: int, d: int, w: Record, po: int, plen: int,
+        mapped: bool) -> None:  # pragma: no cover - compiled
+    """Delivered bytes a[po:po+plen] join window ``w`` (tracker._deliver)."""
     K = WINDOW_KEEP
-    if S[s, src + WMODE] == 0 and mapped:
-        cap = DS.shape[2]
-        h = S[s, src + DHEAD]
-        c = S[s, src + DCOUNT]
-        sm = S[s, src + DSUM] + plen
-        while c > 0 and sm - DS[s, d, h, 1] >= K:    # no longer within the last K bytes
-            sm -= DS[s, d, h, 1]
+    if w.mode == Window.DESCRIPTORS and mapped:
+        desc = B[s].descriptors
+        cap = desc.shape[1]
+        h = w.head
+        c = w.count
+        sm = w.sum + plen
+        while c > 0 and sm - desc[d, h, 1] >= K:    # no longer within the last K bytes
+            sm -= desc[d, h, 1]
             h = (h + 1) % cap
             c -= 1
         if c < cap:
             q = (h + c) % cap
-            DS[s, d, q, 0] = po
-            DS[s, d, q, 1] = plen
-            S[s, src + DHEAD] = h
-            S[s, src + DCOUNT] = c + 1
-            S[s, src + DSUM] = sm
-            S[s, src + WLEN] = min(S[s, src + WLEN] + plen, K)
+            desc[d, q, 0] = po
+            desc[d, q, 1] = plen
+            w.head = h
+            w.count = c + 1
+            w.sum = sm
+            w.len = min(w.len + plen, K)
             return
-        window_bytes(S, W, DS, a, s, d, src)        # too many small segments
+        window_bytes(B, W, a, s, d, w)        # too many small segments
     n = plen
     off = po
     if n > K:
         off += n - K
         n = K
-    wp = S[s, src + WPOS]
+    wp = w.pos
     first = min(n, K - wp)
     for x in range(first):
         W[s, d, wp + x] = a[off + x]
     for x in range(n - first):
         W[s, d, x] = a[off + first + x]
-    S[s, src + WPOS] = (wp + n) % K
-    S[s, src + WLEN] = min(S[s, src + WLEN] + plen, K)
-    S[s, src + WMODE] = 1
+    w.pos = (wp + n) % K
+    w.len = min(w.len + plen, K)
+    w.mode = Window.RING
 
 
 @compiled()
-def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compiled
-    """Do window bytes j..j+n (0 = oldest) differ from a[p:p+n]?"""
-    wlen = S[s, src + WLEN]
-    if S[s, src + WMODE] == 1:
-        base = S[s, src + WPOS] - wlen + j
+def window_differs(
+        B: Array, W: Array, a: Array, s: int, d: int, w: Record, j: int, p: int, n: int) -> bool:  # pragma: no cover - compiled
+    """Do bytes j..j+n of window ``w`` (0 = oldest) differ from a[p:p+n]?"""
+    if w.mode == Window.RING:
+        base = w.pos - w.len + j
         for x in range(n):
             if W[s, d, (base + x) % WINDOW_KEEP] != a[p + x]:
                 return True
         return False
-    cap = DS.shape[2]
-    x = S[s, src + DSUM] - wlen + j     # offset in the descriptors' bytes
-    h = S[s, src + DHEAD]
+    desc = B[s].descriptors
+    cap = desc.shape[1]
+    x = w.sum - w.len + j     # offset in the descriptors' bytes
+    h = w.head
     k = 0
-    while n > 0 and k < S[s, src + DCOUNT]:
+    while n > 0 and k < w.count:
         q = (h + k) % cap
-        ln = DS[s, d, q, 1]
+        ln = desc[d, q, 1]
         if x < ln:
             take = min(ln - x, n)
-            o = DS[s, d, q, 0] + x
+            o = desc[d, q, 0] + x
             for y in range(take):
                 if a[o + y] != a[p + y]:
                     return True
@@ -379,229 +365,250 @@ def window_differs(S, W, DS, a, s, d, src, j, p, n):  # pragma: no cover - compi
 
 
 @compiled(inline="always")
-def apply_ack(S, s, d, src, dst, fl, newack, a_):  # pragma: no cover - compiled
-    """The acknowledgement part of a packet (tracker._step)."""
-    if fl & ACK_ and S[s, dst + STARTED]:
-        if newack:
-            S[s, src + HASACK] = 1
-            S[s, src + MAXACK] = a_
-        if S[s, HS_ACK] == 0 and d == S[s, CDIR] and S[s, SYNACK]:
-            S[s, HS_ACK] = 1
+def window_clear(w: Record) -> None:  # pragma: no cover - compiled
+    w.len = 0
+    w.pos = 0
+    w.mode = Window.DESCRIPTORS
+    w.head = 0
+    w.count = 0
+    w.sum = 0
 
 
 @compiled(inline="always")
-def count_segment(S, s, src, dst, plen, psh):  # pragma: no cover - compiled
+def apply_ack(
+        row: Record, d: int, src: Record, dst: Record, fl: int, newack: bool, a_: int) -> None:  # pragma: no cover - compiled
+    """The acknowledgement part of a packet (tracker._step)."""
+    if fl & ACK and dst.started:
+        if newack:
+            src.has_max_ack = 1
+            src.max_ack = a_
+        if row.hs_ack == 0 and d == row.client_dir and row.synack_seen:
+            row.hs_ack = 1
+
+
+@compiled(inline="always")
+def count_segment(
+        src: Record, dst: Record, plen: int, psh: int) -> None:  # pragma: no cover - compiled
     """A data segment's counters (tracker._step)."""
-    S[s, src + DSEG] += 1
+    src.data_segments += 1
     if psh:
-        S[s, src + PSEG] += 1
-    if plen > S[s, src + MAXSEG]:
-        S[s, src + MAXSEG] = plen
-    mss = S[s, dst + MSS]
-    if mss and plen > mss:
-        S[s, src + OVERS] += 1
+        src.psh_segments += 1
+    if plen > src.max_segment:
+        src.max_segment = plen
+    if dst.mss and plen > dst.mss:
+        src.oversize += 1
 
 
 @compiled()
-def retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_):  # pragma: no cover
+def retransmission(
+        S: Array, B: Array, W: Array, EV: Array, C: Array, a: Array, s: int, seg: Record,
+        d: int, start: int, newack: bool, a_: int) -> int:  # pragma: no cover
     """A segment whose bytes were all delivered before (tracker._overlap with nothing
     new): counted, compared with the window, its PSH noted; the attempt and any conflict
-    go to the tracker as event 5. Returns 0."""
-    frame = P[0, i]
-    fl = P[4, i]
-    plen = P[7, i]
-    po = P[8, i]
-    dst = D0 + (1 - d) * DN
-    S[s, LAST_FRAME] = frame
-    S[s, END] = P[1, i]
-    S[s, DIRTY] = 1
-    apply_ack(S, s, d, src, dst, fl, newack, a_)
-    psh = (fl & PSH_) != 0
-    count_segment(S, s, src, dst, plen, psh)
+    go to the tracker as a RETRANSMISSION event. Returns 0."""
+    row = S[s]
+    src = row.dirs[d]
+    dst = row.dirs[1 - d]
+    fl = seg.flags
+    plen = seg.plen
+    row.last_frame = seg.frame
+    row.end = seg.ts
+    row.dirty = 1
+    apply_ack(row, d, src, dst, fl, newack, a_)
+    psh = (fl & PSH) != 0
+    count_segment(src, dst, plen, psh)
     end = start + plen
-    S[s, src + RETX] += 1
-    delivered = S[s, src + NXT]
-    wstart = delivered - S[s, src + WLEN]
+    src.retransmitted += 1
+    delivered = src.nxt
+    w = src.window
+    wstart = delivered - w.len
     lo = max(start, wstart)
     hi = min(end, delivered)
     conflict = 0
-    if lo < hi and window_differs(S, W, DS, a, s, d, src, lo - wstart, po + lo - start, hi - lo):
+    if lo < hi and window_differs(B, W, a, s, d, w, lo - wstart, seg.pay_off + lo - start, hi - lo):
         conflict = 1
-    k = ne[0]
-    event(EV, k, 5, s, start, frame, d, conflict)
-    ne[0] = k + 1
-    if psh and end > S[s, src + LPE]:
-        S[s, src + LPE] = end
-    if psh and S[s, TDIR] == d and S[s, src + LPE] >= delivered:
-        S[s, TPUSHED] = 1          # a retransmission pushed the waiting bytes
-        S[s, TUBYTES] = 0
+    k = C[0].events
+    event(EV, k, Event.RETRANSMISSION, s, start, seg.frame, seg.ts, d, conflict)
+    C[0].events = k + 1
+    if psh and end > src.last_push_end:
+        src.last_push_end = end
+    t = row.turn
+    if psh and t.dir == d and src.last_push_end >= delivered:
+        t.last_pushed = 1          # a retransmission pushed the waiting bytes
+        t.unpushed_bytes = 0
     return 0
 
 
 @compiled(inline="always")
-def step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i):  # pragma: no cover - compiled
+def step(
+        S: Array, B: Array, W: Array, EV: Array, C: Array, U: Array, P: Array, a: Array,
+        mapped: bool, s: int, i: int) -> int:  # pragma: no cover - compiled
     """Apply packet i to session row s. Returns 0 done, 1 done and its payload is a
     record for the parser, 2 not taken (the reference code must do it; nothing was
     changed)."""
-    frame = P[0, i]
-    ts = P[1, i]
-    d = P[3, i]
-    fl = P[4, i]
-    plen = P[7, i]
-    po = P[8, i]
-    if fl & RST_:
+    seg = P[i]
+    frame = seg.frame
+    ts = seg.ts
+    d = seg.dir
+    fl = seg.flags
+    plen = seg.plen
+    po = seg.pay_off
+    row = S[s]
+    if fl & RST:
         return 2
-    if fl & SYN_ and (not fl & ACK_ or fl & FIN_ or plen or S[s, CLOSED]):
+    if fl & SYN and (not fl & ACK or fl & FIN or plen or row.closed):
         return 2                   # a SYN may start a new session: the reference decides
-    src = D0 + d * DN
-    dst = D0 + (1 - d) * DN
+    src = row.dirs[d]
+    dst = row.dirs[1 - d]
+    t = row.turn
+    p = row.smtp
     # -- checks: is this packet simple for this session? ---------------------------
     newack = False
     a_ = 0
-    if fl & ACK_ and S[s, dst + STARTED]:
-        a_ = unwrap(P[6, i], S[s, dst + NXT])
-        if S[s, src + HASACK] == 0 or a_ > S[s, src + MAXACK]:
+    if fl & ACK and dst.started:
+        a_ = unwrap(seg.ack, dst.nxt)
+        if src.has_max_ack == 0 or a_ > src.max_ack:
             newack = True
-            if a_ > S[s, dst + NXT] + S[s, dst + FIN]:
+            if a_ > dst.nxt + dst.fin:
                 return 2           # acknowledges bytes never seen: a capture gap
-    cd = S[s, CDIR]
+    cd = row.client_dir
     start = 0
     if plen:
-        if P[9, i] != plen or S[s, src + STARTED] == 0 or fl & FIN_:
+        if seg.pay_len != plen or src.started == 0 or fl & FIN:
             return 2
-        start = unwrap(P[5, i], S[s, src + NXT])
-        if start != S[s, src + NXT]:
-            if start > S[s, src + NXT] or start + plen > S[s, src + NXT] or ne[0] >= EV.shape[0]:
+        start = unwrap(seg.seq, src.nxt)
+        if start != src.nxt:
+            if start > src.nxt or start + plen > src.nxt or C[0].events >= EV.shape[0]:
                 return 2           # a hole, reordering, or new bytes in a retransmission
-            return retransmission(S, W, DS, EV, ne, P, a, s, i, d, src, start, newack, a_)
-        if S[s, PROBE] and d != cd and S[s, D0 + cd * DN + BYTES] == 0:
+            return retransmission(S, B, W, EV, C, a, s, seg, d, start, newack, a_)
+        if p.probe and d != cd and row.dirs[cd].bytes == 0:
             return 2               # the server's first bytes decide the parser
-        if S[s, TDIR] >= 0 and S[s, TDIR] != d and S[s, TPUSHED] == 0:
+        if t.dir >= 0 and t.dir != d and t.last_pushed == 0:
             return 2               # an unpushed turn ends: the reference records it
-    elif fl & FIN_ and S[s, src + FIN] == 0:
-        if S[s, TDIR] >= 0 and S[s, TPUSHED] == 0:
+    elif fl & FIN and src.fin == 0:
+        if t.dir >= 0 and t.last_pushed == 0:
             return 2
-        if S[s, dst + FIN] and ne[0] >= EV.shape[0]:
+        if dst.fin and C[0].events >= EV.shape[0]:
             return 2
     # -- apply ---------------------------------------------------------------------
-    S[s, LAST_FRAME] = frame
-    S[s, END] = ts
-    S[s, DIRTY] = 1
-    if fl & SYN_:                  # the SYN-ACK (tracker._syn)
-        if P[10, i]:
-            S[s, src + MSS] = P[10, i]
-        S[s, SYNACK] = 1
-        S[s, SACOUNT] += 1
-        if S[s, src + HASISN] == 0:
-            S[s, src + HASISN] = 1
-            S[s, src + ISN] = P[5, i]
-            if S[s, src + STARTED] == 0:
-                S[s, src + STARTED] = 1
-                S[s, src + NXT] = P[5, i] + 1
-                S[s, src + LPE] = P[5, i] + 1
-                S[s, src + DSTART] = P[5, i] + 1
-    apply_ack(S, s, d, src, dst, fl, newack, a_)
+    row.last_frame = frame
+    row.end = ts
+    row.dirty = 1
+    if fl & SYN:                   # the SYN-ACK (tracker._syn)
+        if seg.mss:
+            src.mss = seg.mss
+        row.synack_seen = 1
+        row.synack_count += 1
+        if src.has_isn == 0:
+            src.has_isn = 1
+            src.isn = seg.seq
+            if src.started == 0:
+                src.started = 1
+                src.nxt = seg.seq + 1
+                src.last_push_end = seg.seq + 1
+                src.data_start = seg.seq + 1
+    apply_ack(row, d, src, dst, fl, newack, a_)
     status = 0
     if plen:
-        psh = (fl & PSH_) != 0
-        count_segment(S, s, src, dst, plen, psh)
+        psh = (fl & PSH) != 0
+        count_segment(src, dst, plen, psh)
         end = start + plen
-        S[s, src + NXT] = end
+        src.nxt = end
         # delivery: the conflict window, then the parser
-        window_add(S, W, DS, a, s, d, src, po, plen, mapped)
-        app = S[s, APP]
-        if app == APP_LINE:
+        window_add(B, W, a, s, d, src.window, po, plen, mapped)
+        app = p.app
+        if app == App.LINE:
             status = 1
-        elif app == APP_SMTP and d == cd and S[s, ST] == ST_BODY:
-            if not body_skip(S, s, plen, P[11, i], P[12, i], P[13, i]):
-                k = body_end(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, plen)
+        elif app == App.SMTP and d == cd and p.lex == Lex.BODY:
+            if not body_skip(p, plen, seg.body_end, seg.head, seg.tail):
+                k = body_end(S, B, EV, C, U, a, s, frame, ts, psh, po, plen)
                 if k < 0:
                     status = 1
                 else:
-                    ne[0] = k
-        elif app == APP_BODY:
-            if not (d == cd and body_skip(S, s, plen, P[11, i], P[12, i], P[13, i])):
+                    C[0].events = k
+        elif app == App.BODY:
+            if not (d == cd and body_skip(p, plen, seg.body_end, seg.head, seg.tail)):
                 status = 1
-        elif app == APP_SMTP:
-            k = smtp_lines(S, PF, PE, EV, ne, U, a, s, frame, ts, psh, po, po + plen, d == cd)
+        elif app == App.SMTP:
+            k = smtp_lines(S, B, EV, C, U, a, s, frame, ts, psh, po, po + plen, d == cd)
             if k < 0:
                 status = 1
             else:
-                ne[0] = k
-        elif app == APP_CHUNK:
-            if d == cd and plen < S[s, CLEFT]:
-                S[s, CLEFT] -= plen
-                S[s, BADD] += plen
+                C[0].events = k
+        elif app == App.CHUNK:
+            if d == cd and plen < p.chunk_left:
+                p.chunk_left -= plen
+                p.body_added += plen
             else:
                 status = 1
-        if app != APP_NONE and app != APP_LINE and status == 0:
-            S[s, SK] = 1                  # the parser's "last segment", given at sync
-            S[s, LFRAME] = frame
-            S[s, LPUSHED] = psh
-            S[s, LTS] = ts
-            if S[s, APP] == APP_BODY or (app == APP_SMTP and S[s, ST] == ST_BODY and d == cd):
-                S[s, BFRAME] = frame
-                S[s, BPUSHED] = psh
-        if psh and end > S[s, src + LPE]:
-            S[s, src + LPE] = end
-        S[s, src + BYTES] += plen
+        if app != App.NONE and app != App.LINE and status == 0:
+            p.skipped = 1                 # the parser's "last segment", given at sync
+            p.last_frame = frame
+            p.last_pushed = psh
+            p.last_ts = ts
+            if p.app == App.BODY or (app == App.SMTP and p.lex == Lex.BODY and d == cd):
+                p.body_frame = frame
+                p.body_pushed = psh
+        if psh and end > src.last_push_end:
+            src.last_push_end = end
+        src.bytes += plen
         # turns
-        if S[s, TDIR] != d:
-            S[s, TDIR] = d
-            S[s, TSTART] = start
-            S[s, TBYTES] = 0
-            S[s, TFTS] = ts
-            S[s, TFFRAME] = frame
-            S[s, TPUSHED] = 0
-            S[s, TUBYTES] = 0
-            S[s, TUTS] = 0
-            S[s, TUCOUNT] = 0
-            S[s, TNF] = 0
-            S[s, src + TURNS] += 1
-        S[s, TBYTES] += plen
-        S[s, TLFRAME] = frame
-        if S[s, src + LPE] >= end:
-            S[s, TPUSHED] = 1
-            S[s, TUBYTES] = 0
+        if t.dir != d:
+            t.dir = d
+            t.start = start
+            t.bytes = 0
+            t.first_ts = ts
+            t.first_frame = frame
+            t.last_pushed = 0
+            t.unpushed_bytes = 0
+            t.unpushed_ts = 0
+            t.unpushed_count = 0
+            t.frames_kept = 0
+            src.turns += 1
+        t.bytes += plen
+        t.last_frame = frame
+        if src.last_push_end >= end:
+            t.last_pushed = 1
+            t.unpushed_bytes = 0
         else:
-            if S[s, TUBYTES] == 0:
-                S[s, TUTS] = ts
-                S[s, TNF] = 0
-                S[s, TUCOUNT] = 0
-            S[s, TPUSHED] = 0
-            S[s, TUBYTES] = end - max(S[s, src + LPE], S[s, TSTART])
-            S[s, TUCOUNT] += 1
-            if S[s, TNF] < UF.shape[1]:
-                UF[s, S[s, TNF]] = frame
-                S[s, TNF] += 1
-    if fl & FIN_ and S[s, src + FIN] == 0:
-        S[s, src + FIN] = 1
-        S[s, TDIR] = -1               # a pushed turn ends quietly
-        if S[s, dst + FIN]:           # both FINs: closed (tracker._closing, at replay)
-            S[s, CLOSED] = 1
-            for x in range(2):
-                S[s, D0 + x * DN + WLEN] = 0
-                S[s, D0 + x * DN + WPOS] = 0
-                S[s, D0 + x * DN + WMODE] = 0
-                S[s, D0 + x * DN + DHEAD] = 0
-                S[s, D0 + x * DN + DCOUNT] = 0
-                S[s, D0 + x * DN + DSUM] = 0
-            k = ne[0]
-            event(EV, k, 3, s, 0, frame, ts, 0)
-            ne[0] = k + 1
+            if t.unpushed_bytes == 0:
+                t.unpushed_ts = ts
+                t.frames_kept = 0
+                t.unpushed_count = 0
+            t.last_pushed = 0
+            t.unpushed_bytes = end - max(src.last_push_end, t.start)
+            t.unpushed_count += 1
+            frames = B[s].unpushed_frames
+            if t.frames_kept < frames.shape[0]:
+                frames[t.frames_kept] = frame
+                t.frames_kept += 1
+    if fl & FIN and src.fin == 0:
+        src.fin = 1
+        t.dir = -1                    # a pushed turn ends quietly
+        if dst.fin:                   # both FINs: closed (tracker.mark_closed, at replay)
+            row.closed = 1
+            window_clear(row.dirs[0].window)
+            window_clear(row.dirs[1].window)
+            k = C[0].events
+            event(EV, k, Event.CLOSED, s, 0, frame, ts, d, 0)
+            C[0].events = k + 1
     return status
 
 
 @compiled()
-def kernel(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, fslot, todo, nt, out, slow, rec, blk):  # pragma: no cover
-    """One round over ``todo``: returns (left over, slow, records) counts."""
+def kernel(
+        S: Array, B: Array, W: Array, EV: Array, C: Array, U: Array, P: Array, a: Array,
+        mapped: bool, fslot: Array, todo: Array, nt: int, out: Array, slow: Array, rec: Array,
+        blk: Array) -> tuple[int, int, int]:  # pragma: no cover
+    """One round over the packets ``todo[:nt]``: returns (left over, slow, records)
+    counts, their packets in ``out``, ``slow`` and ``rec``."""
     blk[:] = 0
     no = 0
     ns = 0
     nr = 0
     for t in range(nt):
         i = todo[t]
-        f = P[2, i]
+        f = P[i].flow
         if blk[f]:
             out[no] = i
             no += 1
@@ -613,7 +620,7 @@ def kernel(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, fslot, todo, nt, out, 
             slow[ns] = i
             ns += 1
             continue
-        st = step(S, UF, W, DS, PF, PE, EV, ne, U, P, a, mapped, s, i)
+        st = step(S, B, W, EV, C, U, P, a, mapped, s, i)
         if st == 2:
             blk[f] = 1
             slow[ns] = i

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any, NamedTuple, Optional, Protocol
 
 FRAMES_KEPT = 64  # frame numbers kept per unpushed turn (the count is always exact)
+WINDOW_KEEP = 64 * 1024   # delivered bytes kept per direction, compared with overlapping retransmissions
 
 
 class Close(str, Enum):
@@ -158,7 +159,7 @@ class Session:
                  "start", "end", "syn_seen", "synack_seen", "hs_ack", "syn_isn", "syn_count",
                  "synack_count", "reset", "rst_count", "closed", "close_ts", "turn",
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
-                 "file_index", "smtp_port", "syn_frames", "seen_until", "evicted", "trace", "slot")
+                 "file_index", "smtp_port", "syn_frames", "seen_until", "evicted", "trace")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -194,7 +195,6 @@ class Session:
         self.seen_until = ts       # capture time known when the session ended (>= end)
         self.evicted = False       # ended early: too many sessions were open
         self.trace: Optional[list[TraceEntry]] = None   # every packet, if asked for
-        self.slot = -1             # row in the fast lane's state arrays, if it holds the session
 
     @property
     def handshake(self) -> Handshake:

@@ -13,18 +13,26 @@ Guarantees:
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Callable, Optional
+from contextlib import contextmanager
+from itertools import starmap
+from typing import Callable, Iterator, Optional, Protocol
 
-from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, SegmentBatch
+from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, Segment, SegmentBatch
 from ..seq import unwrap
-from .session import FRAMES_KEPT, Direction, ResetFact, Session, TraceEntry, Turn, UnpushedTurn
+from .session import (FRAMES_KEPT, WINDOW_KEEP, Direction, ResetFact, Session, TraceEntry, Turn,
+                      UnpushedTurn)
 
-if TYPE_CHECKING:
-    from .fastlane import FastLane
-
-WINDOW_KEEP = 64 * 1024        # delivered bytes compared with overlapping retransmissions
 LINGER_NS = 60 * 1_000_000_000
 UNPUSHED_TURNS_KEPT = 1000
+
+
+class Holder(Protocol):
+    """Something that took sessions out of the tracker (``Tracker.take_out``) and holds
+    their truth meanwhile (the fast lane's rows)."""
+
+    def give_back(self, s: Session, ending: bool) -> None:
+        """Bring ``s``'s objects up to date and let go of it (``Tracker.put_back``).
+        ``ending``: the session is about to end (its conflict windows are not needed)."""
 
 
 class Tracker:
@@ -34,6 +42,12 @@ class Tracker:
     ``outgoing_of(session)`` returns the direction (0/1) that is "outgoing";
     ``app_for(session, first_server_bytes)`` returns an application parser or None (it
     is asked once at creation with ``None`` and once at the server's first data).
+
+    A client that runs some packets itself (the fast lane, ``lane.py``) uses the public
+    interface below: ``step`` (one packet through the reference code), ``take_out`` /
+    ``put_back`` (the client holds a session's truth meanwhile; the tracker asks for it
+    back, through ``Holder.give_back``, before it reads or ends the session),
+    ``mark_closed`` and ``batch_scope`` (flows stepped out of capture order).
     """
 
     def __init__(self, *, on_end: Callable[[Session], None],
@@ -56,24 +70,24 @@ class Tracker:
         self.evicted = 0                   # limit hits, for the report
         self.trace_ids = trace_ids         # sessions whose every packet is recorded
         self.buffer_overflows = 0
-        self.lane: Optional["FastLane"] = None   # compiled fast lane, when attached
+        self._out: dict[Session, Holder] = {}     # sessions taken out, and who holds them
+        self._created: Optional[list[Session]] = None   # in a batch scope: sessions made
+        self._ended: Optional[list[Session]] = None     # in a batch scope: endings held back
 
     # -- the hot path ------------------------------------------------------------------
     def feed(self, batch: SegmentBatch, file_index: int = 0) -> None:
         """Process one batch of segments, in order."""
-        if self.lane is not None and self.lane.takes(batch):
-            self.lane.feed(batch, file_index)   # same results, compiled (fastlane.py)
-        else:
-            if self.lane is not None:
-                self.lane.release_all()
-            flows = batch.flows
-            current = [self.table.get(k) for k in flows]
-            data = batch.data
-            mss = batch.mss
-            step = self._step
-            for i, (frame, ts, fi, d, fl, seq, ack, plen, po, pl) in enumerate(zip(*batch.columns())):
-                step(current, flows, fi, frame, ts, d, fl, seq, ack, plen,
-                     data[po:po + pl] if plen else b"", mss.get(i, 0) if fl & SYN else 0, file_index)
+        if self._out:
+            self._give_back_all(ending=False)
+        flows = batch.flows
+        current = [self.table.get(k) for k in flows]
+        data = batch.data
+        step = self._step
+        for seg in starmap(Segment, batch.rows()):
+            fi = seg.flow
+            current[fi] = step(current[fi], flows[fi], seg,
+                               data[seg.pay_off:seg.pay_off + seg.pay_len] if seg.plen else b"",
+                               file_index)
         self.after_batch(batch)
 
     def after_batch(self, batch: SegmentBatch) -> None:
@@ -91,23 +105,30 @@ class Tracker:
         if self.closing:
             self._sweep()
 
-    def _step(self, current: list, flows: list, fi: int, frame: int, ts: int, d: int, fl: int,
-              seq: int, ack: int, plen: int, payload: bytes, mss: int, file_index: int) -> None:
-        """One segment (``current[fi]``: the session of its flow, kept up to date)."""
-        s = current[fi]
-        if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seq)):
+    def step(self, key: FlowKey, seg: Segment, payload: bytes, file_index: int = 0) -> Session:
+        """One packet of flow ``key`` through the reference code; the session it belongs
+        to now (a new one if it started one). The session, if taken out, must have been
+        brought up to date by its holder first."""
+        return self._step(self.table.get(key), key, seg, payload, file_index)
+
+    def _step(self, s: Optional[Session], key: FlowKey, seg: Segment, payload: bytes,
+              file_index: int) -> Session:
+        """One segment; ``s``: its flow's session as last known (or None)."""
+        frame, ts, d, fl = seg.frame, seg.ts, seg.dir, seg.flags
+        if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seg.seq)):
             if s is not None and not s.ended:
                 self._end(s)
-            s = current[fi] = self._new(flows[fi], d, fl, frame, ts, file_index)
+            s = self._new(key, d, fl, frame, ts, file_index)
         s.last_frame = frame
         s.end = ts
         src = s.dirs[d]
         dst = s.dirs[d ^ 1]
         new = 0
+        plen = seg.plen
         if fl & SYN:
-            self._syn(s, src, fl, seq, frame, mss)
+            self._syn(s, src, fl, seg.seq, frame, seg.mss)
         if fl & ACK and dst.started:
-            a = unwrap(ack, dst.nxt)
+            a = unwrap(seg.ack, dst.nxt)
             if src.max_ack is None or a > src.max_ack:
                 src.max_ack = a
                 if dst.holes or a > dst.nxt + dst.fin:
@@ -120,8 +141,8 @@ class Tracker:
             if psh:
                 src.psh_segments += 1
             if not src.started:
-                src.start(seq)
-            start = unwrap(seq, src.nxt)
+                src.start(seg.seq)
+            start = unwrap(seg.seq, src.nxt)
             end = start + plen
             if plen > src.max_segment:
                 src.max_segment = plen
@@ -178,8 +199,49 @@ class Tracker:
         if s.trace is not None:
             s.trace.append(TraceEntry(
                 frame, ts, d, fl,
-                unwrap(seq, src.nxt) - src.data_start if src.started else None, plen, new,
-                unwrap(ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
+                unwrap(seg.seq, src.nxt) - src.data_start if src.started else None, plen, new,
+                unwrap(seg.ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
+        return s
+
+    # -- for clients that hold sessions ------------------------------------------------
+    def take_out(self, s: Session, holder: Holder) -> None:
+        """``holder`` holds ``s``'s truth from now on (its objects may be stale)."""
+        self._out[s] = holder
+
+    def put_back(self, s: Session) -> None:
+        """``s``'s objects are its truth again."""
+        self._out.pop(s, None)
+
+    def _give_back_all(self, ending: bool) -> None:
+        for s, holder in list(self._out.items()):
+            holder.give_back(s, ending)
+
+    def mark_closed(self, s: Session, ts: int, frame: int) -> None:
+        """``s`` closed (both FINs, or a RST) at ``ts``: it lingers, then ends."""
+        if not s.closed:
+            s.closed = True
+            s.close_ts = ts
+            heapq.heappush(self.closing, (ts, frame, s))
+            for dd in s.dirs:   # a closed session lingers without its conflict windows
+                dd.window = bytearray()
+
+    @contextmanager
+    def batch_scope(self) -> Iterator[None]:
+        """Within it, packets of different flows may be stepped out of capture order
+        (each flow's in order). On leaving it, the sessions made meanwhile get their ids
+        in order of first frame (as if stepped in capture order), and only then do the
+        sessions that ended meanwhile reach ``on_end``."""
+        first_id = self.next_id
+        self._created, self._ended = [], []
+        try:
+            yield
+        finally:
+            created, ended = self._created, self._ended
+            self._created = self._ended = None
+            for k, s in enumerate(sorted(created, key=lambda x: x.first_frame)):
+                s.id = first_id + k
+            for s in ended:
+                self.on_end(s)
 
     # -- slower paths ------------------------------------------------------------------
     def _starts_new(self, s: Session, d: int, fl: int, seq: int) -> bool:
@@ -193,8 +255,8 @@ class Tracker:
     def _evict(self) -> None:
         """Past ``max_sessions`` open sessions, end the least recently active tenth
         (close: timeout), so that memory stays bounded whatever the capture holds."""
-        if self.lane is not None:
-            self.lane.sync_all()
+        if self._out:
+            self._give_back_all(ending=False)
         idle = sorted(self.table.values(), key=lambda x: x.end)[: max(1, self.max_sessions // 10)]
         for s in idle:
             self.evicted += 1
@@ -217,8 +279,8 @@ class Tracker:
                 client_dir = d
         s = Session(self.next_id, key, client_dir, client_dir, frame, ts, file_index)
         self.next_id += 1
-        if self.lane is not None and self.lane.created is not None:
-            self.lane.created.append(s)
+        if self._created is not None:
+            self._created.append(s)
         server_port = key[6] if client_dir == 0 else key[3]
         s.smtp_port = self.is_server_port(server_port)
         s.out_dir = self.outgoing_of(s)
@@ -405,7 +467,7 @@ class Tracker:
                     s.syn_seen and not s.synack_seen and d != s.client_dir)
                 if t is not None:
                     self._end_turn(s, t, "reset", ts)
-                self._closing(s, ts, frame)
+                self.mark_closed(s, ts, frame)
             return
         if not src.fin:
             src.fin = True
@@ -413,15 +475,7 @@ class Tracker:
             if t is not None:
                 self._end_turn(s, t, "fin" if t.dir == d else "peer_fin", ts)
             if s.dirs[d ^ 1].fin:
-                self._closing(s, ts, frame)
-
-    def _closing(self, s: Session, ts: int, frame: int) -> None:
-        if not s.closed:
-            s.closed = True
-            s.close_ts = ts
-            heapq.heappush(self.closing, (ts, frame, s))
-            for dd in s.dirs:   # a closed session lingers without its conflict windows
-                dd.window = bytearray()
+                self.mark_closed(s, ts, frame)
 
     def _sweep(self) -> None:
         """End closed sessions whose linger is over, in order of closing."""
@@ -435,21 +489,25 @@ class Tracker:
     def _end(self, s: Session) -> None:
         if s.ended:
             return
-        if s.slot >= 0:
-            self.lane.release(s, keep_windows=(False, False))   # type: ignore[union-attr]
+        holder = self._out.get(s)
+        if holder is not None:
+            holder.give_back(s, ending=True)
         s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)
         s.ended = True
         if self.table.get(s.key) is s:
             del self.table[s.key]
-        self.on_end(s)
+        if self._ended is not None:
+            self._ended.append(s)
+        else:
+            self.on_end(s)
 
     # -- outside events ----------------------------------------------------------------
     def expire(self, now: int, idle_ns: int) -> None:
         """End sessions with no packet for ``idle_ns`` before ``now`` (close: timeout)."""
-        if self.lane is not None:
-            self.lane.sync_all()
+        if self._out:
+            self._give_back_all(ending=False)
         for s in [s for s in self.table.values() if s.end + idle_ns < now]:
             if not s.closed:
                 s.timeout = True
@@ -467,5 +525,5 @@ class Tracker:
     def finish(self) -> None:
         """End of capture: every session still known ends now."""
         for s in sorted(self.table.values(), key=lambda x: x.id):
-            self._end(s)     # (sessions in the fast lane leave it, synced, without windows)
+            self._end(s)     # (sessions taken out are given back first, without windows)
         self.closing = []

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pushscan.model import ACK, FIN, PSH, RST, SYN, SegmentBatch
+from pushscan.model import ACK, FIN, PSH, RST, SYN, SegmentBatch, segments
 from pushscan.tcp.tracker import Tracker
 
 KEY = (4, 0, 0xC000020A, 40000, 0, 0xC6336419, 25)   # 192.0.2.10:40000 -> 198.51.100.25:25
@@ -40,14 +40,19 @@ class Builder:
         off = len(self.data)
         self.data += payload
         n = len(self.rows)
-        self.rows.append((n + 1, ts if ts is not None else n * 1000, 0, d, flags, seq & 0xFFFFFFFF,
-                          ack & 0xFFFFFFFF, len(payload) if plen is None else plen, off, len(payload)))
+        self.rows.append({"frame": n + 1, "ts": ts if ts is not None else n * 1000, "flow": 0,
+                          "dir": d, "flags": flags, "seq": seq & 0xFFFFFFFF,
+                          "ack": ack & 0xFFFFFFFF, "plen": len(payload) if plen is None else plen,
+                          "pay_off": off, "pay_len": len(payload)})
 
     def batches(self, size):
         for i in range(0, len(self.rows), size):
             part = self.rows[i:i + size]
-            cols = list(zip(*part)) if part else [[]] * 10
-            yield SegmentBatch(*[list(c) for c in cols], data=bytes(self.data), flows=[KEY])
+            seg = segments(len(part))
+            for k, row in enumerate(part):
+                for name, value in row.items():
+                    seg[name][k] = value
+            yield SegmentBatch(seg, data=bytes(self.data), flows=[KEY])
 
 
 def run(builder, batch_size=10_000):

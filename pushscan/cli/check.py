@@ -1,0 +1,119 @@
+"""``pushscan check``: the CI gate's command line."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+import click
+
+from ..errors import EXIT_FAILED, EXIT_INPUT, PushscanError
+from ..version import __version__
+from .common import fail, write_atomically
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
+              help="Policy TOML file (top-level keys or [tool.pushscan]); default: [tool.pushscan] "
+                   "in ./pyproject.toml.")
+@click.option("--fail-on", multiple=True, metavar="CODES|SEVERITY|none",
+              help="Fail on these finding codes or on findings of at least this severity "
+                   "(error, warning, info); 'none' turns finding-based failure off. Default: error.")
+@click.option("--require-pushed-turns/--no-require-pushed-turns", default=None,
+              help="Every outgoing turn must end with PSH.")
+@click.option("--min-push-ratio", type=click.FloatRange(0, 1), default=None,
+              help="Minimum share of outgoing turns that end pushed, per trace.")
+@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True, help="Extra SMTP port.")
+@click.option("--outgoing", type=click.Choice(["client", "server"]), default=None)
+@click.option("--local", "local", multiple=True, metavar="CIDR")
+@click.option("--all-tcp/--smtp-only", default=None, help="Judge every TCP session, not only SMTP.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="Fail on any difference from this baseline (sessions, verdicts, findings).")
+@click.option("--write-baseline", type=click.Path(dir_okay=False), default=None,
+              help="Record each trace's sessions, verdicts and findings in this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write JUnit XML here.")
+@click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Check this many traces at once in parallel processes.")
+def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[str, ...],
+          require_pushed_turns: Optional[bool], min_push_ratio: Optional[float],
+          ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
+          all_tcp: Optional[bool], baseline: Optional[str], write_baseline: Optional[str],
+          junit: Optional[str], engine: str, jobs: int) -> None:
+    """CI gate: check recorded traces (files, directories, globs) against a policy.
+
+    Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error,
+    3 an input is unreadable.
+    """
+    import json as _json
+    from dataclasses import replace
+
+    from .. import gate as chk
+    from ..gate.junit import github_annotations, junit_xml
+
+    try:
+        policy, source = chk.load_policy(policy_file)
+        cli: dict[str, Any] = {}
+        if fail_on:
+            cli["fail_on"] = chk.coerce("fail_on", list(fail_on), "option --")
+        if require_pushed_turns is not None:
+            cli["require_pushed_turns"] = require_pushed_turns
+        if min_push_ratio is not None:
+            cli["min_push_ratio"] = min_push_ratio
+        if ports:
+            cli["ports"] = chk.coerce("ports", list(ports), "option --")
+        if outgoing is not None:
+            cli["outgoing"] = outgoing
+        if local:
+            cli["local"] = chk.coerce("local", list(local), "option --")
+        if all_tcp is not None:
+            cli["all_tcp"] = all_tcp
+        policy = replace(policy, **cli)
+        base = None
+        if baseline is not None:
+            try:
+                with open(baseline, encoding="utf-8") as f:
+                    base = _json.load(f)
+            except (OSError, ValueError) as exc:
+                raise chk.PolicyError(f"baseline {baseline}: {exc}") from None
+            if not isinstance(base, dict) or base.get("schema") != 1 or "traces" not in base:
+                raise chk.PolicyError(f"baseline {baseline}: not a pushscan baseline (schema 1)")
+        results = chk.check(list(captures), policy, base, engine=engine, jobs=jobs)
+    except PushscanError as exc:
+        fail(exc)
+
+    for r in results:
+        if r.error is not None:
+            click.echo(f"ERROR {r.path}: {r.error}")
+            continue
+        sessions = len(r.report["sessions"]) if r.report else 0
+        click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.path} ({sessions} session{'s' if sessions != 1 else ''})")
+        for w in r.warnings:
+            click.echo(f"  warning: {w}")
+        for c in r.cases:
+            for msg, frames in c.failures:
+                shown = f" [frames {','.join(map(str, frames[:12]))}{',...' if len(frames) > 12 else ''}]" \
+                    if frames else ""
+                click.echo(f"  {c.name}: {msg}{shown}")
+        for line in r.baseline_diff:
+            click.echo(f"  baseline: {line}")
+    passed = sum(r.passed for r in results)
+    unreadable = sum(r.error is not None for r in results)
+    click.echo(f"{len(results)} trace(s): {passed} passed, {len(results) - passed - unreadable} failed"
+               + (f", {unreadable} unreadable" if unreadable else "")
+               + (f" (policy: {source})" if source else ""))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        github_annotations(results, sys.stdout)
+    if junit:
+        write_atomically(junit, junit_xml(results))
+    if write_baseline:
+        doc = {"schema": 1, "pushscan_version": __version__,
+               "traces": {r.path: chk.baseline_entry(r.report) for r in results if r.report}}
+        write_atomically(write_baseline, (_json.dumps(doc, indent=1) + "\n").encode())
+        click.echo(f"baseline written to {write_baseline}")
+    if unreadable:
+        sys.exit(EXIT_INPUT)
+    sys.exit(0 if passed == len(results) else EXIT_FAILED)
+
+

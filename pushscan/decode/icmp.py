@@ -1,0 +1,46 @@
+"""ICMP and ICMPv6 errors that quote a TCP segment, for every engine."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..model import IcmpError, flow_key
+
+_UNREACH = {(4, 0): "network unreachable", (4, 1): "host unreachable", (4, 2): "protocol unreachable",
+            (4, 3): "port unreachable", (4, 4): "fragmentation needed", (4, 9): "network prohibited",
+            (4, 10): "host prohibited", (4, 13): "communication administratively prohibited",
+            (6, 0): "no route to destination", (6, 1): "communication administratively prohibited",
+            (6, 3): "address unreachable", (6, 4): "port unreachable"}
+
+
+def icmp_text(version: int, code: int) -> str:
+    """How an ICMP(v6) destination unreachable of ``code`` is named in reports."""
+    what = _UNREACH.get((version, code), f"code {code}")
+    return f"ICMP{'v6' if version == 6 else ''} destination unreachable ({what})"
+
+
+def icmp_error(data: bytes, p: int, end: int, ver: int, frame: int, ts: int) -> Optional[IcmpError]:
+    """The destination-unreachable at ``data[p:end]`` (an ICMP message of IP version
+    ``ver``) if it quotes a TCP segment, else None."""
+    if p + 8 > end:
+        return None
+    typ, code = data[p], data[p + 1]
+    q = p + 8
+    if ver == 4:
+        if typ != 3 or q + 20 > end or data[q] >> 4 != 4:
+            return None
+        ihl = (data[q] & 15) * 4
+        if data[q + 9] != 6 or q + ihl + 4 > end:
+            return None
+        src = int.from_bytes(data[q + 12:q + 16], "big")
+        dst = int.from_bytes(data[q + 16:q + 20], "big")
+        t = q + ihl
+    else:
+        if typ != 1 or q + 40 > end or data[q] >> 4 != 6 or data[q + 6] != 6 or q + 44 > end:
+            return None
+        src = int.from_bytes(data[q + 8:q + 24], "big")
+        dst = int.from_bytes(data[q + 24:q + 40], "big")
+        t = q + 40
+    sport = int.from_bytes(data[t:t + 2], "big")
+    dport = int.from_bytes(data[t + 2:t + 4], "big")
+    key, d = flow_key(ver, src, sport, dst, dport)
+    return IcmpError(frame, ts, key, d, icmp_text(ver, code))

@@ -1,0 +1,86 @@
+"""Evidence for people: one traced analysis, read by ``follow``, ``plot`` and ``html``.
+
+The tracker records every packet of the sessions asked for (``Session.trace``); the
+evidence modules only read it. ``waits`` finds the stretches of unpushed data that
+follow and plot both show.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..analysis import Analysis, Options, time_order
+from ..errors import UsageError
+from ..model import FIN, PSH, RST
+from ..tcp.session import Session
+
+WAIT_SHOWN_NS = 200_000_000   # a wait inside a turn shorter than this is normal, not shown
+
+
+def traced(paths: list[str], opts: Options, ids: set[int]) -> tuple[dict[str, Any], dict[int, tuple[Session, dict[str, Any]]]]:
+    """Analyse ``paths`` recording every packet of sessions ``ids``."""
+    a = Analysis(time_order(list(paths)), opts, trace_ids=frozenset(ids))
+    return a.run_or_raise(), a.traced
+
+
+def one_session(paths: list[str], opts: Options, sid: int) -> tuple[Session, dict[str, Any]]:
+    report, found = traced(paths, opts, {sid})
+    if sid not in found:
+        raise UsageError(f"no session {sid} in the capture (it has {report['summary']['tcp_sessions']} "
+                         f"TCP sessions, ids 0 to {report['summary']['tcp_sessions'] - 1})")
+    return found[sid]
+
+
+@dataclass
+class Wait:
+    """Data that sat without PSH: from ``start`` until what ended it."""
+
+    dir: int
+    start: int
+    end: Optional[int]
+    bytes: int
+    frames: list[int]
+    ended_by: str            # peer's reply | later PSH | reset by client/server | FIN | capture end
+    end_frame: Optional[int]
+
+
+def waits(s: Session) -> list[Wait]:
+    """Every stretch of unpushed data worth showing: each one that ended a turn, and those
+    inside a turn that lasted at least WAIT_SHOWN_NS before a later PSH."""
+    open_: dict[int, Wait] = {}
+    out: list[Wait] = []
+    side = {s.client_dir: "client", s.client_dir ^ 1: "server"}
+
+    def close(d: int, ts: int, how: str, frame: Optional[int], always: bool) -> None:
+        w = open_.pop(d, None)
+        if w is not None and (always or ts - w.start >= WAIT_SHOWN_NS):
+            w.end, w.ended_by, w.end_frame = ts, how, frame
+            out.append(w)
+
+    for e in s.trace or ():
+        if e.new:
+            close(e.dir ^ 1, e.ts, "peer's reply", e.frame, True)
+            if e.flags & PSH:
+                close(e.dir, e.ts, "later PSH", e.frame, False)
+            else:
+                w = open_.get(e.dir)
+                if w is None:
+                    open_[e.dir] = Wait(e.dir, e.ts, None, e.new, [e.frame], "", None)
+                else:
+                    w.bytes += e.new
+                    w.frames.append(e.frame)
+        elif e.length and e.flags & PSH:
+            close(e.dir, e.ts, "PSH on a retransmission", e.frame, False)
+        if e.flags & RST:
+            for d in list(open_):
+                close(d, e.ts, f"reset by {side[e.dir]}", e.frame, True)
+        elif e.flags & FIN:
+            close(e.dir, e.ts, "FIN", e.frame, False)
+            close(e.dir ^ 1, e.ts, f"{side[e.dir]} closed", e.frame, True)
+    for d in list(open_):
+        w = open_.pop(d)
+        w.ended_by = "capture end"
+        out.append(w)
+    return sorted(out, key=lambda w: w.start)
+
+

@@ -1,0 +1,141 @@
+"""``pushscan follow``: one session in time order, as events (JSON) or lines (text)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+from ..findings import NS
+from ..model import FIN, PSH, RST, SYN
+from ..smtp import SmtpDialogue
+from ..tcp.session import Session
+from .evidence import waits
+
+BODY_LISTED = 6               # bodies of more segments are summarised
+
+
+@dataclass
+class Item:
+    """An SMTP command or reply, completed by the segment ``frame`` of direction ``dir``."""
+
+    dir: int
+    frame: int
+    kind: str
+    text: str
+    segments: list[tuple[int, bool, int]] = field(default_factory=list)  # (frame, pushed, bytes)
+
+
+def _smtp_items(s: Session) -> dict[int, list[Item]]:
+    by_frame: dict[int, list[Item]] = {}
+    app = s.app
+    if not isinstance(app, SmtpDialogue):
+        return by_frame
+    c, sv = s.client_dir, s.client_dir ^ 1
+
+    def add(item: Item) -> None:
+        by_frame.setdefault(item.frame, []).append(item)
+
+    if app.greeting is not None:
+        add(Item(sv, app.greeting.frame, "greeting", f"{app.greeting.code} greeting"))
+    for cmd in app.commands:
+        kind = "body" if cmd.verb == "DATA body" else "command"
+        add(Item(c, cmd.frame, kind, cmd.verb))
+        if cmd.reply_frame is not None:
+            add(Item(sv, cmd.reply_frame, "reply", f"{cmd.reply_code} (to {cmd.verb})"))
+    for r in app.unsolicited:
+        add(Item(sv, r.frame, "reply", f"{r.code} (no command waiting)"))
+    return by_frame
+
+
+def follow_events(s: Session) -> list[dict[str, Any]]:
+    """The session in time order: SMTP commands and replies (or, for other TCP and
+    after STARTTLS, the data of each turn), control packets, and the waits."""
+    if s.trace is None:
+        raise UsageError("the session was not traced")
+    t0 = s.start
+    arrow = {s.client_dir: "C>S", s.client_dir ^ 1: "S>C"}
+    items = _smtp_items(s)
+    pending: dict[int, list[tuple[int, bool, int, int]]] = {0: [], 1: []}
+    events: list[dict[str, Any]] = []
+
+    def segs_event(ts: int, d: int, kind: str, text: str, segs: list[tuple[int, bool, int]]) -> None:
+        events.append({"t": round((ts - t0) / NS, 6), "dir": arrow[d], "kind": kind, "text": text,
+                       "frames": [f for f, _, _ in segs], "pushed": [p for _, p, _ in segs],
+                       "bytes": sum(b for _, _, b in segs)})
+
+    def flush(d: int) -> None:
+        if pending[d]:
+            segs = [(f, p, b) for f, p, b, _ in pending[d]]
+            segs_event(pending[d][0][3], d, "data", f"{sum(b for _, _, b in segs)} bytes", segs)
+            pending[d] = []
+
+    for e in s.trace:
+        if e.flags & (SYN | FIN | RST):
+            names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST")) if e.flags & bit]
+            if e.flags & 0x10 and e.flags & SYN:
+                names = ["SYN-ACK"]
+            events.append({"t": round((e.ts - t0) / NS, 6), "dir": arrow[e.dir], "kind": "control",
+                           "text": "+".join(names), "frames": [e.frame], "pushed": None, "bytes": e.length})
+        if not e.length:
+            continue
+        if e.new:
+            flush(e.dir ^ 1)
+        pending[e.dir].append((e.frame, bool(e.flags & PSH), e.length, e.ts))
+        for item in items.get(e.frame, ()):
+            if item.dir != e.dir:
+                continue
+            segs = [(f, p, b) for f, p, b, _ in pending[e.dir]] or [(e.frame, bool(e.flags & PSH), e.length)]
+            pending[e.dir] = []
+            text = item.text
+            if item.kind == "body":
+                n, pushed = len(segs), sum(p for _, p, _ in segs)
+                text = f"DATA body: {sum(b for _, _, b in segs)} bytes in {n} segment(s), {pushed} pushed"
+                if n > BODY_LISTED:
+                    segs = segs[:2] + segs[-2:]   # summarised: first and last segments
+            segs_event(e.ts, e.dir, item.kind, text, segs)
+    for d in (0, 1):
+        flush(d)
+    for w in waits(s):
+        events.append({"t": round((w.start - t0) / NS, 6), "dir": arrow[w.dir], "kind": "wait",
+                       "text": (f"{w.bytes} bytes waited {((w.end or s.seen_until) - w.start) / NS:.3f}s "
+                                f"without PSH; ended by {w.ended_by}"
+                                + (f" (frame {w.end_frame})" if w.end_frame else "")),
+                       "frames": w.frames[:20], "pushed": None, "bytes": w.bytes})
+    kind_order = {"control": 0, "wait": 2}
+    events.sort(key=lambda ev: (ev["t"], ev["frames"][0] if ev["frames"] else 0, kind_order.get(ev["kind"], 1)))
+    return events
+
+
+def follow_document(s: Session, doc: dict[str, Any]) -> dict[str, Any]:
+    return {"session": {k: doc[k] for k in ("id", "client", "server", "protocol", "verdict", "close",
+                                             "first_frame", "last_frame", "start")},
+            "findings": [{k: f[k] for k in ("code", "severity", "message", "frames")} for f in doc["findings"]],
+            "events": follow_events(s)}
+
+
+def _frames_text(ev: dict[str, Any]) -> str:
+    frames, pushed = ev["frames"], ev["pushed"]
+    if not frames:
+        return ""
+    if pushed is None:
+        return "frame " + ",".join(map(str, frames)) if len(frames) == 1 else \
+            f"frames {frames[0]}..{frames[-1]}" if len(frames) > 3 else "frames " + ",".join(map(str, frames))
+    marks = [f"{f}{'' if p else '(no PSH)'}" for f, p in zip(frames, pushed)]
+    return ("frame " if len(marks) == 1 else "frames ") + ", ".join(marks)
+
+
+def follow_text(fdoc: dict[str, Any]) -> str:
+    s = fdoc["session"]
+    lines = [f"session {s['id']}: {s['client']['ip']}:{s['client']['port']} -> {s['server']['ip']}:"
+             f"{s['server']['port']} ({s['protocol']}), frames {s['first_frame']}-{s['last_frame']}, "
+             f"close {s['close']}, verdict {s['verdict']}",
+             "frames marked (no PSH) were sent without PSH; the others carried it", ""]
+    for ev in fdoc["events"]:
+        mark = "  ..." if ev["kind"] == "wait" else ""
+        lines.append(f"{ev['t']:+10.3f}s  {ev['dir']}  {mark}{ev['text']:<44} {_frames_text(ev)}".rstrip())
+    if fdoc["findings"]:
+        lines.append("")
+        lines += [f"{f['severity']}: {f['code']}: {f['message']}" for f in fdoc["findings"]]
+    return "\n".join(lines) + "\n"
+
+

@@ -1,0 +1,168 @@
+"""pushscan check: policies, exit codes, baselines, JUnit and annotations."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pushscan
+
+from ..conftest import CAPTURES, TESTS
+
+# The captures that are meant to show a problem, and a policy that says so.
+POLICY = """
+fail_on = "warning"
+
+[overrides."captures/smtp_unpushed_*"]
+fail_on = "none"
+[overrides."captures/smtp_peer_reset.pcap"]
+fail_on = "none"
+[overrides."captures/smtp_refused.pcap"]
+fail_on = "none"
+[overrides."captures/smtp_no_answer.pcap"]
+fail_on = "none"
+[overrides."captures/smtp_retrans_loss.pcap"]
+fail_on = "none"
+[overrides."captures/smtp_conflict.pcap"]
+fail_on = ["UNPUSHED_BEFORE_RESET", "PEER_RESET"]
+"""
+
+
+def run(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pushscan", "check", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A CI checkout: traces under captures/, a policy file."""
+    shutil.copytree(CAPTURES, tmp_path / "captures", ignore=shutil.ignore_patterns("*.py", "*.md"))
+    (tmp_path / "policy.toml").write_text(POLICY)
+    return tmp_path
+
+
+def test_pass_and_fail_exit_codes():
+    ok = run(str(CAPTURES / "smtp_ok.pcap"))
+    assert ok.returncode == 0 and ok.stdout.startswith("PASS ")
+    bad = run(str(CAPTURES / "smtp_ok.pcap"), str(CAPTURES / "smtp_unpushed_reset.pcap"))
+    assert bad.returncode == 1
+    assert "FAIL" in bad.stdout and "UNPUSHED_BEFORE_RESET (error)" in bad.stdout and "[frames 14,16]" in bad.stdout
+    assert "2 trace(s): 1 passed, 1 failed" in bad.stdout
+
+
+def test_directory_with_policy_and_overrides_passes(project):
+    r = run("captures", "--policy", "policy.toml", cwd=project)
+    assert r.returncode == 0, r.stdout
+    assert "33 trace(s): 33 passed, 0 failed (policy: policy.toml)" in r.stdout
+
+
+def test_policy_from_pyproject(project):
+    (project / "pyproject.toml").write_text("[tool.pushscan]\n" + POLICY.replace(
+        "[overrides.", "[tool.pushscan.overrides."))
+    assert run("captures", cwd=project).returncode == 0
+    # without the override the push problem fails the run
+    assert run("captures/smtp_unpushed_reset.pcap", "--policy", os.devnull, cwd=project).returncode == 1
+
+
+def test_glob_and_cli_options_override_policy(project):
+    r = run("captures/smtp_unpushed_t*.pcap", "--fail-on", "none", "--require-pushed-turns", cwd=project)
+    assert r.returncode == 1 and "3 of 3 outgoing turns ended without PSH (require_pushed_turns)" in r.stdout
+    r = run("captures/smtp_unpushed_turns.pcap", "--fail-on", "none", "--min-push-ratio", "0.5", cwd=project)
+    assert r.returncode == 1 and "0 of 3 outgoing turns pushed (0.00), below min_push_ratio 0.5" in r.stdout
+    r = run("captures/smtp_unpushed_turns.pcap", "--fail-on", "UNPUSHED_BEFORE_RESET", cwd=project)
+    assert r.returncode == 0
+
+
+@pytest.mark.parametrize("policy,message", [
+    ("fail_on = 'errors'", "'fail_on': 'errors' is neither a severity"),
+    ("require_pushed_turns = 'yes'", "'require_pushed_turns': expected true or false"),
+    ("min_push_ratio = 2", "'min_push_ratio': expected a number from 0 to 1"),
+    ("ports = [25, 'x']", "'ports': expected a list of TCP ports"),
+    ("outgoing = 'both'", "'outgoing': expected 'client' or 'server'"),
+    ("local = ['10.0.0.0/33']", "'local': '10.0.0.0/33' is not a network"),
+    ("colour = true", "unknown key 'colour'"),
+    ("[overrides.'x*']\nmin_push_ratio = -1", "'overrides.\"x*\".' 'min_push_ratio'"),
+    ("fail_on = [", "policy file"),
+])
+def test_policy_errors_name_the_key(tmp_path, policy, message):
+    f = tmp_path / "p.toml"
+    f.write_text(policy)
+    r = run(str(CAPTURES / "smtp_ok.pcap"), "--policy", str(f))
+    assert r.returncode == 2, r.stdout
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_usage_errors():
+    assert run(str(CAPTURES / "smtp_ok.pcap"), "--fail-on", "bogus").returncode == 2
+    assert run("/no/such/*.pcap").returncode == 2
+    assert run(str(CAPTURES / "smtp_ok.pcap"), "--policy", "/no/such.toml").returncode == 2
+
+
+def test_unreadable_trace_is_exit_3(tmp_path):
+    r = run(str(CAPTURES / "smtp_ok.pcap"), str(tmp_path / "gone.pcap"))
+    assert r.returncode == 3 and "ERROR" in r.stdout and "no such file" in r.stdout
+
+
+def test_baseline_round_trip_and_diff(project):
+    r = run("captures", "--policy", "policy.toml", "--write-baseline", "base.json", cwd=project)
+    assert r.returncode == 0
+    base = json.loads((project / "base.json").read_text())
+    assert base["schema"] == 1 and len(base["traces"]) == 33
+    assert run("captures", "--policy", "policy.toml", "--baseline", "base.json", cwd=project).returncode == 0
+    # the recorded past differs: a verdict, a finding, a session
+    t = base["traces"]["captures/smtp_unpushed_reset.pcap"]
+    t[0]["verdict"] = "ok"
+    t[0]["findings"] = []
+    base["traces"]["captures/smtp_ok.pcap"].append({"id": 7, "client": "192.0.2.10:1", "server": "198.51.100.25:25",
+                                                     "verdict": "ok", "findings": []})
+    (project / "base.json").write_text(json.dumps(base))
+    r = run("captures", "--policy", "policy.toml", "--baseline", "base.json", "--junit", "j.xml", cwd=project)
+    assert r.returncode == 1
+    assert "baseline: session 0: verdict changed ok -> push_problem" in r.stdout
+    assert "baseline: session 0: new finding UNPUSHED_BEFORE_RESET" in r.stdout
+    assert "baseline: session 7 (192.0.2.10:1 -> 198.51.100.25:25) missing" in r.stdout
+    assert "BaselineDiff" in (project / "j.xml").read_text()
+
+
+def test_junit_is_valid_and_carries_findings(tmp_path):
+    lxml = pytest.importorskip("lxml.etree")
+    out = tmp_path / "junit.xml"
+    r = run(str(CAPTURES / "smtp_ok.pcap"), str(CAPTURES / "smtp_unpushed_reset.pcap"),
+            str(tmp_path / "missing.pcap"), "--junit", str(out))
+    assert r.returncode == 3
+    schema = lxml.XMLSchema(lxml.parse(str(TESTS / "junit.xsd")))
+    doc = lxml.parse(str(out))
+    schema.assertValid(doc)
+    root = doc.getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    failure = root.find(".//testsuite[@name='%s']/testcase/failure" % (CAPTURES / "smtp_unpushed_reset.pcap"))
+    assert failure.get("type") == "UNPUSHED_BEFORE_RESET" and "[frames 14, 16]" in failure.text
+
+
+def test_github_annotations():
+    env = dict(os.environ, GITHUB_ACTIONS="true")
+    r = run(str(CAPTURES / "smtp_unpushed_reset.pcap"), env=env)
+    lines = [x for x in r.stdout.splitlines() if x.startswith("::error ")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"::error file={CAPTURES / 'smtp_unpushed_reset.pcap'},title=pushscan session 0")
+    assert "UNPUSHED_BEFORE_RESET" in lines[0]
+
+
+def test_python_api_from_pytest():
+    results = pushscan.check([str(CAPTURES / "smtp_ok.pcap"), str(CAPTURES / "smtp_unpushed_turns.pcap")],
+                             {"fail_on": "warning"})
+    assert [r.passed for r in results] == [True, False]
+    assert results[1].cases[0].failures[0][1] == [6]
+    with pytest.raises(pushscan.UsageError):
+        pushscan.check(str(CAPTURES / "smtp_ok.pcap"), {"min_push_ratio": "high"})
+
+
+def test_parallel_check_gives_the_same_results(project):
+    one = run("captures", "--policy", "policy.toml", cwd=project)
+    two = run("captures", "--policy", "policy.toml", "-j", "2", cwd=project)
+    assert one.returncode == two.returncode == 0 and one.stdout == two.stdout

@@ -1,0 +1,124 @@
+"""follow, plot and report: the evidence shows the stuck bytes, not just a verdict."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pushscan.analysis import Options
+from pushscan.report.evidence import one_session
+from pushscan.report.html import report_html
+from pushscan.report.plot import plot
+
+from ..conftest import CAPTURES, require, run_cli
+
+sys.path.insert(0, str(CAPTURES))
+import make_scenarios as ms  # noqa: E402
+
+
+def events(*args: str) -> list[dict]:
+    r = run_cli("follow", "--format", "json", *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["events"]
+
+
+def test_follow_shows_the_stuck_command_and_what_ended_the_wait():
+    evs = events(str(CAPTURES / "smtp_unpushed_reset.pcap"), "--session", "0")
+    rcpt = next(e for e in evs if e["kind"] == "command" and e["text"] == "RCPT")
+    assert (rcpt["dir"], rcpt["frames"], rcpt["pushed"]) == ("C>S", [14], [False])
+    wait = next(e for e in evs if e["kind"] == "wait")
+    assert wait["bytes"] == 25 and wait["frames"] == [14]
+    assert re.fullmatch(r"25 bytes waited 300\.00\ds without PSH; ended by reset by server \(frame 16\)",
+                        wait["text"]), wait["text"]
+    assert [e["text"] for e in evs if e["kind"] == "control"] == ["SYN", "SYN-ACK", "RST"]
+    assert [e["t"] for e in evs] == sorted(e["t"] for e in evs)
+    text = run_cli("follow", str(CAPTURES / "smtp_unpushed_reset.pcap"), "--session", "0").stdout
+    assert "RCPT" in text and "frame 14(no PSH)" in text and "UNPUSHED_BEFORE_RESET" in text
+
+
+def test_follow_lists_replies_and_summarises_long_bodies(tmp_path):
+    cap: list = []
+    ms.smtp_ok(ms.Conv(cap), body=ms.BODY * 5)          # 22 KB: 16 MSS-sized segments
+    f = tmp_path / "long.pcap"
+    ms.write_pcap(f, cap)
+    evs = events(str(f), "--session", "0")
+    body = next(e for e in evs if e["kind"] == "body")
+    assert body["text"] == "DATA body: 22093 bytes in 16 segment(s), 1 pushed"
+    assert len(body["frames"]) == 4 and body["pushed"] == [False, False, False, True]
+    assert [e["text"] for e in evs if e["kind"] == "reply"] == [
+        "250 (to EHLO)", "250 (to MAIL)", "250 (to RCPT)", "354 (to DATA)", "250 (to DATA body)", "221 (to QUIT)"]
+
+
+def test_follow_other_tcp_and_unpushed_turn_answered():
+    evs = events(str(CAPTURES / "tcp_other.pcap"), "--session", "0", "--all-tcp")
+    data = [e for e in evs if e["kind"] == "data"]
+    assert [(e["dir"], e["bytes"]) for e in data] == [("C>S", 18), ("S>C", 3019)]
+    evs = events(str(CAPTURES / "smtp_unpushed_turns.pcap"), "--session", "0")
+    waits = [e for e in evs if e["kind"] == "wait"]
+    assert len(waits) == 3 and all("ended by peer's reply" in w["text"] for w in waits)
+
+
+def test_follow_unknown_session_is_a_usage_error():
+    r = run_cli("follow", str(CAPTURES / "smtp_ok.pcap"), "--session", "7")
+    assert r.returncode == 2 and "no session 7 in the capture (it has 1 TCP sessions" in r.stderr
+
+
+def test_plot_draws_each_category(tmp_path):
+    s, doc = one_session([str(CAPTURES / "smtp_unpushed_reset.pcap")], Options(), 0)
+    drawn = plot(s, doc, str(tmp_path / "g.png"))
+    # the server acknowledges in frames 2, 4, 7, 8, 11, 12, 15 and 16
+    assert drawn["client_to_server"] == {"pushed": 2, "unpushed": 1, "retransmissions": 0, "acks": 8, "waits": 1}
+    assert drawn["server_to_client"]["pushed"] == 3 and drawn["server_to_client"]["unpushed"] == 0
+    assert drawn["resets"] == 1
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    s, doc = one_session([str(CAPTURES / "smtp_retrans_loss.pcap")], Options(), 0)
+    assert plot(s, doc, str(tmp_path / "r.svg"), "svg")["client_to_server"]["retransmissions"] == 4
+    assert "<svg" in (tmp_path / "r.svg").read_text()
+
+
+def test_plot_cli(tmp_path):
+    r = run_cli("plot", str(CAPTURES / "smtp_unpushed_reset.pcap"), "--session", "0", "-o", str(tmp_path / "x.svg"))
+    assert r.returncode == 0 and "client>server 2 pushed + 1 unpushed segments" in r.stdout
+    assert run_cli("plot", str(CAPTURES / "smtp_ok.pcap"), "--session", "0", "-o", str(tmp_path / "x.gif")).returncode == 2
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    files = [str(CAPTURES / n) for n in ("smtp_ok.pcap", "smtp_unpushed_reset.pcap")]
+    html, info = report_html(files, Options())
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    out.write_text(html)
+    return out, html, info
+
+
+def test_report_sections_and_offline(page):
+    _, html, info = page
+    assert info["graphs"] == 1
+    for section in ("id=summary", "id=sessions", "id=findings", "id=session-1"):
+        assert section in html
+    # two files are one capture: frames 14 and 16 of the second file are 49 and 51
+    assert "UNPUSHED_BEFORE_RESET" in html and "ForcePushBit=1" in html and "frames 49, 51" in html
+    assert html.count("<svg") == 1
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)     # nothing fetched from a network
+
+
+def test_report_renders_in_headless_chromium(page):
+    chromium = require("chromium")
+    out, _, _ = page
+    r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", f"--user-data-dir={out.parent / 'profile'}", "--dump-dom",
+                        out.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = r.stdout
+    assert "sortable: click a column heading" in dom          # the page's script ran
+    assert "session 1: 192.0.2.10:40000" in dom and "push_problem" in dom
+    assert dom.count("<svg") == 1
+
+
+def test_report_cli(tmp_path):
+    r = run_cli("report", str(CAPTURES / "smtp_peer_reset.pcap"), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 0 and "1 flagged with graphs" in r.stdout
+    assert "PEER_RESET" in (tmp_path / "r.html").read_text()
