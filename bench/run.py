@@ -1,7 +1,7 @@
 """Time pushscan against tshark and tcptrace on the same generated capture, in one run.
 
     python bench/run.py [--packets 2000000] [--concurrency 200] [--repeat 3] [--memory] [--pcapng]
-                        [--engines 20000] [--jobs] [--keep]
+                        [--engines 20000] [--jobs] [--keep] [--against PYTHON] [--no-tshark]
 
 Prints, for each command, wall time, packets per second and peak resident memory (the
 child's ru_maxrss), and the ratios pushscan/tshark and pushscan/tcptrace. With
@@ -69,8 +69,8 @@ def measure_cpu(argv: list[str], env: dict | None = None) -> tuple[float, float,
     return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def pushscan_cmd(path: Path, engine: str = "native") -> list[str]:
-    return [sys.executable, "-m", "pushscan", "analyze", "--format", "json", "--engine", engine, str(path)]
+def pushscan_cmd(path: Path, engine: str = "native", python: str = sys.executable) -> list[str]:
+    return [python, "-m", "pushscan", "analyze", "--format", "json", "--engine", engine, str(path)]
 
 
 def piped(path: Path) -> list[str]:
@@ -91,17 +91,24 @@ def main() -> None:
     ap.add_argument("--pcapng", action="store_true",
                     help="also time pushscan on the capture converted to pcapng (editcap), as a file and a pipe")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
+    ap.add_argument("--against", metavar="PYTHON", default=None,
+                    help="also time the pushscan installed for this Python (e.g. an older version's "
+                         "venv), in the same runs: before/after ratios from one run")
+    ap.add_argument("--no-tshark", action="store_true", help="leave tshark out (the slow part)")
     a = ap.parse_args()
 
     path = capture(a.packets, a.concurrency)
     first, _ = measure(pushscan_cmd(path))
     print(f"first pushscan run (compiles the kernels unless cached): {first:.2f} s", file=sys.stderr)
-    commands = {
-        "pushscan analyze --format json": pushscan_cmd(path),
-        "tshark -T fields (stream, push, len)": ["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream",
-                                                 "-e", "tcp.flags.push", "-e", "tcp.len"],
-        "tcptrace -l -n": ["tcptrace", "-l", "-n", str(path)],
-    }
+    commands = {"pushscan analyze --format json": pushscan_cmd(path)}
+    if a.against:
+        measure(pushscan_cmd(path, python=a.against))     # its first run may build its kernels
+        commands["pushscan (--against) analyze --format json"] = pushscan_cmd(path, python=a.against)
+    if not a.no_tshark:
+        commands["tshark -T fields (stream, push, len)"] = [
+            "tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream", "-e", "tcp.flags.push",
+            "-e", "tcp.len"]
+    commands["tcptrace -l -n"] = ["tcptrace", "-l", "-n", str(path)]
     runs: dict[str, list[tuple[float, float]]] = {}
     for _ in range(a.repeat):
         for name, argv in commands.items():
@@ -126,6 +133,10 @@ def main() -> None:
     for other in ("tshark -T fields (stream, push, len)", "tcptrace -l -n"):
         if ours and other in results:
             print(f"\npushscan is {results[other][0] / ours[0]:.2f}x the speed of {other.split()[0]}", end="")
+    theirs = results.get("pushscan (--against) analyze --format json")
+    if theirs and "tcptrace -l -n" in results:
+        print(f"\nthe --against pushscan is {results['tcptrace -l -n'][0] / theirs[0]:.2f}x the speed of "
+              f"tcptrace; this one is {theirs[0] / ours[0]:.2f}x its speed", end="")
     print()
     if a.memory:
         small, big = capture(1_000_000), capture(4_000_000)

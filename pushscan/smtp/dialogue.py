@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 MAX_LINE = 4096           # bytes of one command or reply line kept (the rest is skipped)
 SMTP_PORTS = (25, 465, 587, 2525)
@@ -53,12 +53,11 @@ class ClientState(Enum):
     TLS = "tls"
 
 
-@dataclass(frozen=True, slots=True)
-class DialogueState:
+class DialogueState(NamedTuple):
     """Where a dialogue stands between two segments, as a value: what
     ``SmtpDialogue.export_state`` gives and ``import_state`` takes back. A lexer that
     reads some of the bytes itself (the fast lane's kernel) exports it to know what the
-    dialogue expects, and imports it changed to say what it consumed."""
+    dialogue expects, and imports it changed (``but``) to say what it consumed."""
 
     state: "ClientState"
     pending: tuple[int, ...]   # commands (indices into ``verbs``) awaiting their final reply
@@ -75,6 +74,10 @@ class DialogueState:
     last_frame: int            # the last segment fed: its frame, PSH and time
     last_pushed: bool
     last_ts: int
+
+    def but(self, **changes: Any) -> "DialogueState":
+        """This state with the fields in ``changes`` set to new values."""
+        return self._replace(**changes)
 
 
 class SmtpDialogue:

@@ -25,7 +25,6 @@ every bundled capture, on generated traffic and on mutated captures.
 from __future__ import annotations
 
 import mmap
-from dataclasses import replace
 from typing import Any, Optional
 
 import numpy as np
@@ -63,8 +62,7 @@ class FastLane:
         capacity = capacity or self.ROWS
         self.kernel = kernels().track
         self.t = tracker
-        self.S = np.zeros(capacity, dtype=ROW)
-        self.B = np.zeros(capacity, dtype=BUFFERS)
+        self._rows(capacity)
         self.rings = _Rings(capacity)
         self.W = self.rings.W
         self.mapped: Any = None        # the memory-mapped capture descriptors point into
@@ -79,10 +77,18 @@ class FastLane:
         self.slows = np.zeros(0, dtype=np.int64)       # per flow of the batch: slow packets
         self.packets = 0               # packets it applied itself (the rest: reference code)
 
-    @property
-    def F(self) -> np.ndarray:
-        """The rows as int64 words (``layout.IX`` names the places), for Python."""
-        return self.S.view(np.int64).reshape(len(self.S), ROW_WORDS)
+    def _rows(self, capacity: int) -> None:
+        """State for ``capacity`` rows, keeping the rows there are (sessions' records and
+        buffers); ``F`` sees the rows as int64 words (``layout.IX`` names the places)."""
+        S = np.zeros(capacity, dtype=ROW)
+        B = np.zeros(capacity, dtype=BUFFERS)
+        old: Optional[np.ndarray] = getattr(self, "S", None)
+        if old is not None:
+            S[:len(old)] = old
+            B[:len(old)] = self.B
+        self.S: np.ndarray = S
+        self.B: np.ndarray = B
+        self.F: np.ndarray = S.view(np.int64).reshape(capacity, ROW_WORDS)
 
     # -- rows <-> sessions -------------------------------------------------------------
     def _grow(self) -> bool:
@@ -91,8 +97,7 @@ class FastLane:
         cap = len(self.owner)
         if cap >= MAX_ROWS:
             return False
-        self.S = np.concatenate([self.S, np.zeros(cap, dtype=ROW)])
-        self.B = np.concatenate([self.B, np.zeros(cap, dtype=BUFFERS)])
+        self._rows(2 * cap)
         if len(self.W) < 2 * cap:     # rings not reserved for every row at first
             F = self.F
             ring = [(F[:cap, IX.dirs[d].window.mode] == Window.RING) for d in (0, 1)]
@@ -329,7 +334,7 @@ class FastLane:
             changes["body_pushed"] = bool(row[P.body_pushed])
         if st.state is ClientState.CHUNK:
             changes["chunk_left"] = row[P.chunk_left]
-        app.import_state(replace(st, **changes))
+        app.import_state(st.but(**changes))
         F = self.F
         F[r, P.skipped] = 0
         F[r, P.body_added] = 0

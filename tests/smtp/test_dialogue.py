@@ -138,7 +138,7 @@ def feed_with_round_trips(cuts: list[list[int]], trips: set[int]) -> SmtpDialogu
         for k, piece in enumerate(pieces):
             if n in trips:
                 st = d.export_state()
-                d.import_state(type(st)(**{f: getattr(st, f) for f in st.__dataclass_fields__}))
+                d.import_state(type(st)(*list(st)))
             n += 1
             d.data(client, piece, frame=i * 100 + k, pushed=k == len(pieces) - 1, ts=i)
     return d
