@@ -334,9 +334,27 @@ def sc_ipv6() -> list[Pkt]:
     return cap
 
 
+# A TLS 1.2 handshake as records (the bytes inside are placeholders: nothing reads them):
+# ClientHello; ServerHello (its legacy version field: TLS 1.2); the client's
+# ChangeCipherSpec and Finished; the server's; then application data both ways.
+CLIENT_HELLO = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(159)   # 165-byte record
+SERVER_HELLO = b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + bytes(116)   # 122-byte record
+CCS_FINISHED = b"\x14\x03\x03\x00\x01\x01" + b"\x16\x03\x03\x00\x28" + bytes(40)
+APP_DATA = b"\x17\x03\x03\x00\x30" + bytes(48)
+
+
+def tls_handshake(c: Conv) -> None:
+    c.send(C, CLIENT_HELLO)
+    c.send(S, SERVER_HELLO)
+    c.send(C, CCS_FINISHED)
+    c.send(S, CCS_FINISHED)
+    c.send(C, APP_DATA)
+    c.send(S, APP_DATA)
+
+
 def sc_starttls() -> list[Pkt]:
-    """STARTTLS: after its 220 the rest is TLS (not parsed); plus an implicit-TLS session
-    on port 465."""
+    """STARTTLS: after its 220 the rest is TLS (records read until the handshake
+    completes, nothing parsed as SMTP); plus an implicit-TLS session on port 465."""
     cap: list[Pkt] = []
     c = Conv(cap)
     c.handshake()
@@ -345,13 +363,11 @@ def sc_starttls() -> list[Pkt]:
     c.send(S, EHLO_REPLY)
     c.send(C, b"STARTTLS\r\n")
     c.send(S, b"220 2.0.0 Ready to start TLS\r\n")
-    c.send(C, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(160))
-    c.send(S, b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + bytes(117))
+    tls_handshake(c)
     c.fin()
     d = Conv(cap, cport=40001, sport=465, t=T0 + 5)
     d.handshake()
-    d.send(C, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(160))
-    d.send(S, b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03" + bytes(117))
+    tls_handshake(d)
     d.fin()
     return cap
 

@@ -148,13 +148,19 @@ def segments(n: int) -> np.ndarray:
 
 
 class IcmpError(NamedTuple):
-    """An ICMP/ICMPv6 error quoting a TCP segment of ``flow`` (sent in direction ``dir``)."""
+    """An ICMP/ICMPv6 error quoting a TCP segment of ``flow`` (sent in direction ``dir``):
+    who sent it (``origin``, an address as text), its type and code, and how reports name
+    it (``text``)."""
 
     frame: int
     ts: int
     flow: FlowKey
     dir: int
     text: str
+    origin: str = ""
+    type: int = 0
+    code: int = 0
+    mtu: int = 0        # the next hop's MTU, for "fragmentation needed" / "packet too big"
 
 
 @dataclass(slots=True)

@@ -26,9 +26,11 @@ def decode_fast(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     for name in STATS.names or ():
         setattr(stats, name, getattr(stats, name) + int(st[0][name]))
     batch = SegmentBatch(data=raw.data, hints=True)
-    for k, l4, ver in icmp[:nicmp].tolist():
+    at = icmp[:nicmp]
+    for k, l3, l4, ver in zip(at["index"].tolist(), at["l3"].tolist(), at["l4"].tolist(),
+                              at["ipver"].tolist()):
         err = icmp_error(raw.data, l4, int(raw.off[k] + raw.caplen[k]), ver, frame0 + 1 + k,
-                         int(raw.ts[k]))
+                         int(raw.ts[k]), l3)
         if err is not None:
             stats.icmp_errors += 1
             batch.icmp.append(err)

@@ -25,7 +25,7 @@ RAW_IP = (LT_RAW, LT_IPV4, LT_IPV6) + LT_RAW_ALIASES
 STATS = np.dtype([(name, np.int64) for name in (
     "not_ip", "not_tcp", "fragments", "malformed", "unsupported_link", "snaplen_cut",
     "tcp_segments")])
-ICMP_AT = np.dtype([("index", np.int64), ("l4", np.int64), ("ipver", np.int64)])
+ICMP_AT = np.dtype([("index", np.int64), ("l3", np.int64), ("l4", np.int64), ("ipver", np.int64)])
 
 
 @compiled()
@@ -245,6 +245,7 @@ def _kernel(
         if proto != 6:
             if (proto == 1 and ipver == 4) or (proto == 58 and ipver == 6):
                 icmp[nicmp].index = k
+                icmp[nicmp].l3 = l3
                 icmp[nicmp].l4 = l4
                 icmp[nicmp].ipver = ipver
                 nicmp += 1

@@ -197,7 +197,7 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     if icmp.any():
         for k in np.flatnonzero(icmp).tolist():
             err = icmp_error(raw.data, int(l4[k]), int(end[k]), int(ipver[k]),
-                             frame0 + 1 + k, int(raw.ts[k]))
+                             frame0 + 1 + k, int(raw.ts[k]), int(l3[k]))
             if err is not None:
                 stats.icmp_errors += 1
                 batch.icmp.append(err)

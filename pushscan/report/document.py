@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..findings import NS, assess, direction_name, remedy
-from ..model import endpoint_ip
+from ..findings import NS, assess, direction_name, remedy, rtt_ns
+from ..model import (OPT_MSS, OPT_OTHER, OPT_SACK, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE,
+                     endpoint_ip)
 from ..smtp import SmtpDialogue
-from ..tcp.session import Session
+from ..tcp.session import Direction, Session
 from ..tcp.tracker import Tracker
 
 SCHEMA = 1
@@ -19,6 +20,38 @@ def endpoint(s: Session, d: int) -> dict[str, Any]:
     if d == 0:
         return {"ip": endpoint_ip(k[0], k[1], k[2]), "port": k[3]}
     return {"ip": endpoint_ip(k[0], k[4], k[5]), "port": k[6]}
+
+
+OPTION_NAMES = ((OPT_MSS, "mss"), (OPT_WSCALE, "wscale"), (OPT_SACK_PERM, "sack_perm"),
+                (OPT_SACK, "sack"), (OPT_TIMESTAMP, "timestamps"), (OPT_OTHER, "other"))
+
+
+def option_names(kinds: int) -> list[str]:
+    """The TCP options in a set of ``OPT_*`` bits, by name (bits of other kinds: "other")."""
+    named = [name for bit, name in OPTION_NAMES if kinds & bit]
+    if kinds & ~(OPT_MSS | OPT_WSCALE | OPT_SACK_PERM | OPT_SACK | OPT_TIMESTAMP | OPT_OTHER) \
+            and "other" not in named:
+        named.append("other")
+    return named
+
+
+def ip_id_behaviour(dd: Direction) -> Optional[str]:
+    """How a sender sets the IPv4 ID: "zero", "counter" (it grows by small steps),
+    "random"; None for IPv6 or too few packets."""
+    nonzero = dd.ipid_count - dd.ipid_zero
+    if dd.ipid_count < 2:
+        return None
+    if nonzero == 0:
+        return "zero"
+    if nonzero < 2:
+        return None
+    return "counter" if dd.ipid_inc >= 0.8 * (nonzero - 1) else "random"
+
+
+def _zero_window(ep: Any) -> dict[str, Any]:
+    return {"start_frame": ep.start_frame, "end_frame": ep.end_frame,
+            "duration_seconds": round((ep.end_ts - ep.start_ts) / NS, 6) if ep.end_ts is not None else None,
+            "probes": ep.probes, "probes_answered": ep.answered, "ended_by": ep.ended_by}
 
 
 def _direction(s: Session, d: int) -> dict[str, Any]:
@@ -37,6 +70,21 @@ def _direction(s: Session, d: int) -> dict[str, Any]:
         "oversize_segments": dd.oversize,
         "mss": dd.mss or None,
         "fin": dd.fin,
+        # the sender's TCP and IP facts: new keys of schema 1
+        "packets": dd.packets,
+        "window_scale": dd.wscale if dd.wscale >= 0 and s.dirs[d ^ 1].wscale >= 0 else None,
+        "window_last": dd.win if dd.win >= 0 else None,
+        "zero_windows": [_zero_window(ep) for ep in dd.zero_windows],
+        "zero_window_count": dd.zero_window_count,
+        "window_full": dd.window_full,
+        "keepalives": dd.keepalives,
+        "keepalives_answered": dd.ka_answered,
+        "duplicate_acks": dd.dup_acks,
+        "ttl": [dd.ttl_min, dd.ttl_max] if dd.ttl_min >= 0 else None,
+        "ip_id": ip_id_behaviour(dd),
+        "options_syn": option_names(dd.syn_opts) if dd.syn_opts >= 0 else None,
+        "options_always": option_names(dd.opts_all) if dd.opts_all >= 0 else None,
+        "largest_acknowledged_segment": dd.max_acked_segment or None,
     }
 
 
@@ -59,6 +107,9 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
         "close": s.close._value_,
         "outgoing": direction_name(s, s.out_dir),
         "directions": {"client_to_server": _direction(s, c), "server_to_client": _direction(s, sv)},
+        "rtt_seconds": round(rtt / NS, 6) if (rtt := rtt_ns(s)) is not None else None,
+        "icmp_errors": [{"frame": e.frame, "from": e.origin, "type": e.type, "code": e.code,
+                         "text": e.text} for e in s.icmp],
         "smtp": smtp,
         "findings": findings,
         "verdict": verdict._value_,

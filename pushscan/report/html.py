@@ -14,8 +14,7 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;font-size:90%}th,td{border:1px solid #ccc;padding:.25em .5em}
 th{background:#eee;cursor:pointer}.error{color:#b00}.warning{color:#a60}.info{color:#06a}
-.v-ok{color:#070}.v-push_problem,.v-peer_reset,.v-no_answer{color:#b00;font-weight:bold}
-.v-network_loss{color:#808}.v-incomplete{color:#777}figure{margin:1em 0}svg{max-width:100%;height:auto}
+.v-ok{color:#070}.v-failed{color:#b00;font-weight:bold}.v-incomplete{color:#777}figure{margin:1em 0}svg{max-width:100%;height:auto}
 .remedy{background:#ffd;padding:.5em}
 """
 SORT_JS = """
@@ -34,6 +33,11 @@ document.querySelectorAll('table.sortable th').forEach(function(th, col){
 document.getElementById('js-status').textContent = 'sortable: click a column heading';
 """
 MAX_GRAPHS = 50
+
+
+def verdict_class(verdict: str) -> str:
+    """The CSS class a verdict is shown with: ok, incomplete, or failed."""
+    return "v-" + verdict if verdict in ("ok", "incomplete") else "v-failed"
 
 
 def flagged(doc: dict[str, Any]) -> bool:
@@ -56,7 +60,7 @@ def report_html(paths: list[str], opts: Options) -> tuple[str, dict[str, Any]]:
                      + "</li>")
     summ = report["summary"]
     parts.append(f"</ul><p>{summ['sessions']} session(s): "
-                 + ", ".join(f"<span class=v-{e(k)}>{e(k)} {v}</span>" for k, v in summ["by_verdict"].items())
+                 + ", ".join(f"<span class={verdict_class(k)}>{e(k)} {v}</span>" for k, v in summ["by_verdict"].items())
                  + "</p><p>Findings: " + (", ".join(f"{e(k)} {v}" for k, v in summ["by_code"].items()) or "none")
                  + "</p></section>")
     parts.append("<section id=sessions><h2>Sessions</h2><p id=js-status>(static table)</p>"
@@ -74,7 +78,7 @@ def report_html(paths: list[str], opts: Options) -> tuple[str, dict[str, Any]]:
             f"{d['first_frame']}-{d['last_frame']}</td><td>{e(d['close'])}</td>"
             f"<td>{c2s['psh_segments']}/{c2s['data_segments']}</td><td>{s2c['psh_segments']}/{s2c['data_segments']}</td>"
             f"<td data-v={out['turns_unpushed']}>{out['turns_unpushed']}/{out['turns']}</td>"
-            f"<td class=v-{e(d['verdict'])}>{e(d['verdict'])}</td>"
+            f"<td class={verdict_class(d['verdict'])}>{e(d['verdict'])}</td>"
             f"<td>{e(', '.join(sorted({f['code'] for f in d['findings']})))}</td></tr>")
     parts.append("</tbody></table></section><section id=findings><h2>Flagged sessions</h2>")
     if not ids:
@@ -86,7 +90,7 @@ def report_html(paths: list[str], opts: Options) -> tuple[str, dict[str, Any]]:
         inline_svg = svg.getvalue().decode("utf-8").split("?>", 1)[-1]   # drop the XML declaration
         parts.append(f"<article class=session id=session-{sid}><h3>session {sid}: "
                      f"{e(doc['client']['ip'])}:{doc['client']['port']} -&gt; {e(doc['server']['ip'])}:"
-                     f"{doc['server']['port']} — <span class=v-{e(doc['verdict'])}>{e(doc['verdict'])}</span></h3><ul>")
+                     f"{doc['server']['port']} — <span class={verdict_class(doc['verdict'])}>{e(doc['verdict'])}</span></h3><ul>")
         for f in doc["findings"]:
             parts.append(f"<li class={e(f['severity'])}><b>{e(f['code'])}</b> ({e(f['severity'])}): "
                          f"{e(f['message'])}" + (f" — frames {e(', '.join(map(str, f['frames'][:30])))}"

@@ -7,8 +7,13 @@ from rich.console import Console
 from rich.table import Table
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-VERDICT_STYLE = {"ok": "green", "push_problem": "bold red", "peer_reset": "red",
-                 "no_answer": "red", "network_loss": "magenta", "incomplete": "dim"}
+VERDICT_STYLE = {"ok": "green", "push_problem": "bold red", "incomplete": "dim",
+                 "network_loss": "magenta", "local_timeout": "yellow", "smtp_refused": "yellow"}
+FAILED_STYLE = "red"          # every other verdict: the session failed
+
+
+def verdict_style(verdict: str) -> str:
+    return VERDICT_STYLE.get(verdict, FAILED_STYLE)
 
 
 def _pushed(d: dict[str, Any]) -> str:
@@ -48,7 +53,7 @@ def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: in
                       f"{s['server']['ip']}:{s['server']['port']}", s["protocol"],
                       f"{s['first_frame']}-{s['last_frame']}", s["close"],
                       _pushed(c2s), _pushed(s2c), _turns(out_d),
-                      f"[{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]")
+                      f"[{verdict_style(s['verdict'])}]{s['verdict']}[/]")
         con.print(t)
     for s in sessions:
         shown = s["findings"]
@@ -56,7 +61,7 @@ def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: in
             continue
         con.print(f"\n[bold]session {s['id']}[/] {s['client']['ip']}:{s['client']['port']} -> "
                   f"{s['server']['ip']}:{s['server']['port']}: "
-                  f"[{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]")
+                  f"[{verdict_style(s['verdict'])}]{s['verdict']}[/]")
         for f in shown[:20]:
             frames = _frames(f["frames"])
             con.print(f"  [{SEV_STYLE[f['severity']]}]{f['severity']:7}[/] {f['code']}: "

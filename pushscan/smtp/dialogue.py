@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterator, NamedTuple, Optional
 
+from .tls import TlsWatch
+
 MAX_LINE = 4096           # bytes of one command or reply line kept (the rest is skipped)
+ERROR_TEXT = 200          # characters kept of an error reply's text
 SMTP_PORTS = (25, 465, 587, 2525)
 IMPLICIT_TLS_PORTS = (465,)
 BODY_END = b"\r\n.\r\n"
@@ -43,6 +46,16 @@ class Reply:
     code: int
     frame: int
     ts: int
+
+
+class ErrorReply(NamedTuple):
+    """A reply of code 400 or more, with its text (the final line's, after the code):
+    to ``verb`` (None: the greeting, or a reply no command waited for)."""
+
+    verb: Optional[str]
+    code: int
+    text: str
+    frame: int
 
 
 class ClientState(Enum):
@@ -98,7 +111,7 @@ class SmtpDialogue:
                  "messages", "body_bytes", "malformed", "state", "_cbuf", "_sbuf", "_pending",
                  "_tail", "_chunk_left", "_chunk_last", "_auth_continue", "_body_gap",
                  "_body_frame", "_body_pushed", "_last_frame", "_last_pushed",
-                 "_last_ts")
+                 "_last_ts", "tls_watch", "error_replies")
 
     def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
@@ -125,10 +138,19 @@ class SmtpDialogue:
         self._last_frame = 0       # the segment last fed, for lines a gap completes
         self._last_pushed = False
         self._last_ts = 0
+        self.tls_watch: Optional[TlsWatch] = TlsWatch() if implicit_tls else None
+        self.error_replies: Any = ()   # list of ErrorReply, made when first needed
 
     # -- inputs ------------------------------------------------------------------------
+    @property
+    def tls_settled(self) -> bool:
+        """In TLS, and its handshake needs no more reading (completed, failed, or long)."""
+        return self.tls and (self.tls_watch is None or self.tls_watch.settled)
+
     def data(self, from_client: bool, data: bytes, frame: int, pushed: bool, ts: int) -> None:
         if self.tls:
+            if self.tls_watch is not None and not self.tls_watch.settled:
+                self.tls_watch.data(from_client, data, frame)
             return
         self._last_frame, self._last_pushed, self._last_ts = frame, pushed, ts
         if from_client:
@@ -148,6 +170,8 @@ class SmtpDialogue:
         length): resynchronise. A line cut by the gap still counts with what was seen
         of it (its verb or reply code); the next byte after a gap starts a new line."""
         if self.tls:
+            if self.tls_watch is not None:
+                self.tls_watch.gap(from_client)
             return
         if from_client:
             if self.state is ClientState.BODY:
@@ -340,10 +364,18 @@ class SmtpDialogue:
             return
         if line[3:4] == b"-":
             return   # a continuation line: the final line carries the reply
-        self.reply(int(line[:3]), frame, ts)
+        code = int(line[:3])
+        self.reply(code, frame, ts,
+                   line[4:ERROR_TEXT + 4].decode("utf-8", "replace").strip() if code >= 400 else "")
 
-    def reply(self, code: int, frame: int, ts: int) -> None:
-        """A final reply line was read (``code``), completed by segment ``frame``."""
+    def reply(self, code: int, frame: int, ts: int, text: str = "") -> None:
+        """A final reply line was read (``code``, and for codes of 400 and more its text),
+        completed by segment ``frame``."""
+        if code >= 400:
+            verb = self.verbs[self._pending[0]] if self._pending else None
+            if not self.error_replies:
+                self.error_replies = []
+            self.error_replies.append(ErrorReply(verb, code, text, frame))
         if self.state is ClientState.BODY and self._body_gap:
             # the body's end was in bytes never captured; the server's reply shows it ended
             self.body_end(self._body_frame, self._body_pushed)
@@ -373,6 +405,7 @@ class SmtpDialogue:
         elif verb == "STARTTLS" and code == 220:
             self.tls = True
             self.state = ClientState.TLS
+            self.tls_watch = TlsWatch()
 
     # -- report ------------------------------------------------------------------------
     def _rows(self) -> Iterator[tuple[str, int, int, int, int]]:
@@ -399,6 +432,9 @@ class SmtpDialogue:
             "unsolicited_replies": [{"code": r.code, "frame": r.frame} for r in self.unsolicited],
             "malformed_lines": self.malformed,
             "lines_truncated": self.lines_truncated,
+            "error_replies": [{"verb": e.verb, "code": e.code, "text": e.text, "frame": e.frame}
+                              for e in self.error_replies],
+            "tls_handshake": self.tls_watch.to_dict() if self.tls_watch is not None else None,
         }
 
 

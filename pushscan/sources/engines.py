@@ -106,9 +106,11 @@ class SegmentBuilder:
         self.data += payload
 
     def add_icmp(self, frame: int, ts: int, version: int, src: int, sport: int, dst: int,
-                 dport: int, text: str) -> None:
+                 dport: int, origin: str, kind: int, code: int, mtu: int = 0) -> None:
+        """An ICMP error from ``origin`` quoting the segment ``src:sport -> dst:dport``."""
         key, d = flow_key(version, src, sport, dst, dport)
-        self.icmp.append(IcmpError(frame, ts, key, d, text))
+        self.icmp.append(IcmpError(frame, ts, key, d, icmp_text(version, code, kind, mtu),
+                                   origin, kind, code, mtu))
 
     def take(self) -> SegmentBatch:
         """The segments collected so far, as a batch; the builder starts afresh."""
@@ -120,6 +122,11 @@ class SegmentBuilder:
 
 def _ip_int(text: str) -> int:
     return int(ipaddress.ip_address(text))
+
+
+def _ip_text(text: str) -> str:
+    """An address as the native decoder writes it (``ipaddress``'s canonical text)."""
+    return str(ipaddress.ip_address(text))
 
 
 class ScapyEngine:
@@ -214,7 +221,8 @@ def scapy_options(opts: Any) -> Options:
 def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder) -> None:
     """Dissect one scapy packet (frame number ``frame``) into ``out`` with scapy's layers."""
     from scapy.layers.inet import ICMP, IP, TCP, IPerror, TCPerror
-    from scapy.layers.inet6 import (ICMPv6DestUnreach, IPerror6, IPv6, IPv6ExtHdrDestOpt,
+    from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6PacketTooBig, IPerror6, IPv6,
+                                    IPv6ExtHdrDestOpt,
                                     IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
 
     ext6 = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
@@ -268,12 +276,13 @@ def scapy_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder
         if q.proto == 6:
             stats.icmp_errors += 1
             out.add_icmp(frame, ts, 4, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
-                     icmp_text(4, l4.code))
-    elif type(l4) is ICMPv6DestUnreach and IPerror6 in l4 and TCPerror in l4:
+                         _ip_text(ip.src), 3, int(l4.code), int(l4.nexthopmtu) if l4.code == 4 else 0)
+    elif type(l4) in (ICMPv6DestUnreach, ICMPv6PacketTooBig) and IPerror6 in l4 and TCPerror in l4:
         q, t = l4[IPerror6], l4[TCPerror]
         stats.icmp_errors += 1
+        too_big = type(l4) is ICMPv6PacketTooBig
         out.add_icmp(frame, ts, 6, _ip_int(q.src), t.sport, _ip_int(q.dst), t.dport,
-                 icmp_text(6, l4.code))
+                     _ip_text(ip.src), 2 if too_big else 1, int(l4.code), int(l4.mtu) if too_big else 0)
     else:
         stats.not_tcp += 1
 
@@ -371,12 +380,14 @@ def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilde
                 int(ip.id, 16) if version == 4 else -1, options)
     elif "icmp" in names or "icmpv6" in names:
         ic = pkt.icmp if version == 4 else pkt.icmpv6
-        if int(ic.type) == (3 if version == 4 else 1) and ic.get_field("tcp") is not None:
+        kind, code = int(ic.type), int(ic.code)
+        if (kind == 3 if version == 4 else kind in (1, 2)) and ic.get_field("tcp") is not None:
             q = ic.get_field("ip") if version == 4 else ic.get_field("ipv6")
             t = ic.get_field("tcp")
             stats.icmp_errors += 1
+            mtu = int(ic.get_field("mtu") or 0) if (version, kind, code) in ((4, 3, 4), (6, 2, 0)) else 0
             out.add_icmp(frame, ts, version, _ip_int(q.src), int(t.srcport), _ip_int(q.dst),
-                     int(t.dstport), icmp_text(version, int(ic.code)))
+                         int(t.dstport), _ip_text(ip.src), kind, code, mtu)
         else:
             stats.not_tcp += 1
     else:

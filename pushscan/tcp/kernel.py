@@ -17,8 +17,9 @@ from ..compiled.marker import Array, Record, compiled
 from ..model import ACK, FIN, PSH, RST, SYN
 from ..seq import unwrap
 from ..smtp.dialogue import BODY_END
-from .layout import PENDING_KEPT, App, Event, Lex, Window
-from .session import WINDOW_KEEP
+from .layout import (PENDING_KEPT, RETX_CONFLICT, RETX_HEAD, RETX_NEW_HEAD, App, Event, Lex,
+                     Window)
+from .session import IPID_STEP, WINDOW_KEEP
 
 
 def verb_code(verb: str) -> int:
@@ -86,8 +87,9 @@ def smtp_lines(
     commands (verb) and final replies become events from ``C[0].events`` on, the row's
     parser record follows. A reply to a command read in the same round is written into
     that command's event instead. Returns the new event count, or -1 when the segment
-    needs the reference parser (a partial or over-long line, a malformed reply, BDAT,
-    AUTH or STARTTLS replies, a long verb, a full queue): then nothing was changed."""
+    needs the reference parser (a partial or over-long line, a malformed reply, an error
+    reply, BDAT, AUTH or STARTTLS replies, a long verb, a full queue): then nothing was
+    changed."""
     if a[hi - 1] != 10:
         return -1
     p = S[s].smtp
@@ -171,6 +173,9 @@ def smtp_lines(
                 if a[pos + 3] != 32:
                     fail = True
                     break
+            if code >= 400:
+                fail = True               # an error reply: the reference parser keeps its text
+                break
             patched = False
             if npend:
                 front = buf.pending_verb[head]
@@ -375,34 +380,117 @@ def window_clear(w: Record) -> None:  # pragma: no cover - compiled
 
 
 @compiled(inline="always")
-def apply_ack(
-        row: Record, d: int, src: Record, dst: Record, fl: int, newack: bool, a_: int) -> None:  # pragma: no cover - compiled
+def packet_facts(row: Record, d: int, src: Record, dst: Record, seg: Record) -> None:
+    """What any packet shows of its sender (tracker._habits, for packets that are not
+    RSTs nor keep-alives), and the silence before it (tracker._step)."""
+    ts = seg.ts
+    row.last_gap = ts - row.end
+    row.last_frame = seg.frame
+    row.end = ts
+    row.dirty = 1
+    fl = seg.flags
+    src.packets += 1
+    if fl & ACK:
+        src.acks += 1
+    src.last_ts = ts
+    src.last_frame = seg.frame
+    if src.since_peer == 0:
+        src.since_ts = ts
+    src.since_peer += 1
+    dst.since_peer = 0
+    if dst.ka_pending:
+        dst.ka_pending = 0
+        dst.ka_answered += 1
+    ttl = seg.ttl
+    if src.ttl_min < 0 or ttl < src.ttl_min:
+        src.ttl_min = ttl
+    if ttl > src.ttl_max:
+        src.ttl_max = ttl
+    ipid = seg.ipid
+    if ipid >= 0:
+        src.ipid_count += 1
+        if ipid == 0:
+            src.ipid_zero += 1
+        else:
+            if src.ipid_last >= 0 and 0 < ((ipid - src.ipid_last) & 0xFFFF) < IPID_STEP:
+                src.ipid_inc += 1
+            src.ipid_last = ipid
+    if not fl & SYN:
+        src.opts_all = seg.opts if src.opts_all < 0 else src.opts_all & seg.opts
+        src.opts_any |= seg.opts
+
+
+@compiled(inline="always")
+def apply_ack(row: Record, d: int, src: Record, dst: Record, fl: int, newack: bool, a_: int,
+              ts: int) -> None:
     """The acknowledgement part of a packet (tracker._step)."""
     if fl & ACK and dst.started:
         if newack:
             src.has_max_ack = 1
             src.max_ack = a_
+            src.ack_advance_ts = ts
+        if a_ >= dst.nxt and dst.pending_max:   # all of the peer's data acknowledged
+            if dst.pending_max > dst.max_acked_segment:
+                dst.max_acked_segment = dst.pending_max
+            dst.pending_max = 0
         if row.hs_ack == 0 and d == row.client_dir and row.synack_seen:
             row.hs_ack = 1
+            row.hs_ack_ts = ts
 
 
 @compiled(inline="always")
-def count_segment(
-        src: Record, dst: Record, plen: int, psh: int) -> None:  # pragma: no cover - compiled
+def scaled_window(src: Record, dst: Record, seg: Record) -> int:
+    """The window a packet advertises, in bytes (tracker._window)."""
+    if not seg.flags & SYN and src.wscale >= 0 and dst.wscale >= 0:
+        return seg.win << src.wscale
+    return seg.win
+
+
+@compiled(inline="always")
+def apply_window(src: Record, dst: Record, seg: Record, has_a: bool, a_: int, win: int) -> None:
+    """Duplicate ACKs and the window a packet with ACK advertises (tracker._window; a zero
+    window goes to the reference code)."""
+    fl = seg.flags
+    if seg.plen == 0 and not fl & (SYN | FIN) and has_a:
+        if src.has_last_ack and a_ == src.last_ack and seg.win == src.win_raw and win \
+                and dst.nxt > a_:
+            src.dup_acks += 1
+            src.dup_run += 1
+            if src.dup_run > src.dup_max:
+                src.dup_max = src.dup_run
+        else:
+            src.dup_run = 0
+    elif seg.plen:
+        src.dup_run = 0
+    if has_a:
+        src.has_last_ack = 1
+        src.last_ack = a_
+    src.win = win
+    src.win_raw = seg.win
+
+
+@compiled(inline="always")
+def count_segment(src: Record, dst: Record, frame: int, plen: int, end: int, psh: bool) -> None:
     """A data segment's counters (tracker._step)."""
     src.data_segments += 1
     if psh:
         src.psh_segments += 1
     if plen > src.max_segment:
         src.max_segment = plen
+    if plen > src.pending_max:
+        src.pending_max = plen
     if dst.mss and plen > dst.mss:
         src.oversize += 1
+    if dst.win > 0 and dst.has_last_ack and end == dst.last_ack + dst.win:
+        src.window_full += 1
+        if src.window_full_frame == 0:
+            src.window_full_frame = frame
 
 
 @compiled()
 def retransmission(
-        S: Array, B: Array, W: Array, EV: Array, C: Array, a: Array, s: int, seg: Record,
-        d: int, start: int, newack: bool, a_: int) -> int:  # pragma: no cover
+        S: Array, B: Array, W: Array, EV: Array, C: Array, a: Array, s: int, seg: Record, d: int,
+        start: int, newack: bool, a_: int, has_a: bool, win: int) -> int:  # pragma: no cover
     """A segment whose bytes were all delivered before (tracker._overlap with nothing
     new): counted, compared with the window, its PSH noted; the attempt and any conflict
     go to the tracker as a RETRANSMISSION event. Returns 0."""
@@ -411,24 +499,31 @@ def retransmission(
     dst = row.dirs[1 - d]
     fl = seg.flags
     plen = seg.plen
-    row.last_frame = seg.frame
-    row.end = seg.ts
-    row.dirty = 1
-    apply_ack(row, d, src, dst, fl, newack, a_)
+    packet_facts(row, d, src, dst, seg)
+    apply_ack(row, d, src, dst, fl, newack, a_, seg.ts)
+    if fl & ACK:
+        apply_window(src, dst, seg, has_a, a_, win)
     psh = (fl & PSH) != 0
-    count_segment(src, dst, plen, psh)
     end = start + plen
+    count_segment(src, dst, seg.frame, plen, end, psh)
     src.retransmitted += 1
     delivered = src.nxt
     w = src.window
     wstart = delivered - w.len
     lo = max(start, wstart)
     hi = min(end, delivered)
-    conflict = 0
+    flag = 0
     if lo < hi and window_differs(B, W, a, s, d, w, lo - wstart, seg.pay_off + lo - start, hi - lo):
-        conflict = 1
+        flag = RETX_CONFLICT
+    first_unacked = dst.max_ack if dst.has_max_ack else src.data_start
+    if start == first_unacked:                    # tracker._head_of_line
+        flag |= RETX_HEAD
+        if start != src.hol_start or plen != src.hol_size:
+            src.hol_start = start
+            src.hol_size = plen
+            flag |= RETX_NEW_HEAD
     k = C[0].events
-    event(EV, k, Event.RETRANSMISSION, s, start, seg.frame, seg.ts, d, conflict)
+    event(EV, k, Event.RETRANSMISSION, s, start, seg.frame, seg.ts, d, flag)
     C[0].events = k + 1
     if psh and end > src.last_push_end:
         src.last_push_end = end
@@ -462,25 +557,35 @@ def step(
     dst = row.dirs[1 - d]
     t = row.turn
     p = row.smtp
+    out = row.out_dir
     # -- checks: is this packet simple for this session? ---------------------------
     newack = False
+    has_a = False
     a_ = 0
     if fl & ACK and dst.started:
+        has_a = True
         a_ = unwrap(seg.ack, dst.nxt)
         if src.has_max_ack == 0 or a_ > src.max_ack:
             newack = True
             if a_ > dst.nxt + dst.fin:
                 return 2           # acknowledges bytes never seen: a capture gap
+    win = scaled_window(src, dst, seg)
+    if fl & ACK and win == 0 and not fl & SYN:
+        return 2                   # a zero window: the reference records the episode
+    if plen <= 1 and not fl & (SYN | FIN) and src.started and unwrap(seg.seq, src.nxt) == src.nxt - 1:
+        return 2                   # a keep-alive or a zero-window probe
     cd = row.client_dir
     start = 0
     if plen:
         if seg.pay_len != plen or src.started == 0 or fl & FIN:
             return 2
+        if d != out and row.dirs[out].fin:
+            return 2               # an answer after the outgoing side closed: late?
         start = unwrap(seg.seq, src.nxt)
         if start != src.nxt:
             if start > src.nxt or start + plen > src.nxt or C[0].events >= EV.shape[0]:
                 return 2           # a hole, reordering, or new bytes in a retransmission
-            return retransmission(S, B, W, EV, C, a, s, seg, d, start, newack, a_)
+            return retransmission(S, B, W, EV, C, a, s, seg, d, start, newack, a_, has_a, win)
         if p.probe and d != cd and row.dirs[cd].bytes == 0:
             return 2               # the server's first bytes decide the parser
         if t.dir >= 0 and t.dir != d and t.last_pushed == 0:
@@ -490,15 +595,19 @@ def step(
             return 2
         if dst.fin and C[0].events >= EV.shape[0]:
             return 2
+    if fl & FIN and d == out and t.dir == d:
+        return 2                   # the outgoing side closes while waiting for an answer
     # -- apply ---------------------------------------------------------------------
-    row.last_frame = frame
-    row.end = ts
-    row.dirty = 1
+    packet_facts(row, d, src, dst, seg)
     if fl & SYN:                   # the SYN-ACK (tracker._syn)
         if seg.mss:
             src.mss = seg.mss
+        src.syn_opts = seg.opts
+        src.wscale = seg.wscale
         row.synack_seen = 1
         row.synack_count += 1
+        if row.synack_ts < 0:
+            row.synack_ts = ts
         if src.has_isn == 0:
             src.has_isn = 1
             src.isn = seg.seq
@@ -507,12 +616,19 @@ def step(
                 src.nxt = seg.seq + 1
                 src.last_push_end = seg.seq + 1
                 src.data_start = seg.seq + 1
-    apply_ack(row, d, src, dst, fl, newack, a_)
+    apply_ack(row, d, src, dst, fl, newack, a_, ts)
+    if fl & ACK:
+        apply_window(src, dst, seg, has_a, a_, win)
     status = 0
     if plen:
         psh = (fl & PSH) != 0
-        count_segment(src, dst, plen, psh)
         end = start + plen
+        count_segment(src, dst, frame, plen, end, psh)
+        if dst.has_max_ack == 0 or dst.max_ack >= src.nxt:   # all of it acknowledged before
+            src.burst_frame = frame
+            src.burst_ts = ts
+            src.burst_gap = row.last_gap
+            src.burst_end = end
         src.nxt = end
         # delivery: the conflict window, then the parser
         window_add(B, W, a, s, d, src.window, po, plen, mapped)
@@ -567,6 +683,7 @@ def step(
             src.turns += 1
         t.bytes += plen
         t.last_frame = frame
+        t.last_ts = ts
         if src.last_push_end >= end:
             t.last_pushed = 1
             t.unpushed_bytes = 0
@@ -584,6 +701,8 @@ def step(
                 t.frames_kept += 1
     if fl & FIN and src.fin == 0:
         src.fin = 1
+        src.fin_frame = frame
+        src.fin_ts = ts
         t.dir = -1                    # a pushed turn ends quietly
         if dst.fin:                   # both FINs: closed (tracker.mark_closed, at replay)
             row.closed = 1

@@ -34,8 +34,9 @@ from ..model import ACK, PSH, FlowKey, Segment, SegmentBatch
 from ..seq import unwrap
 from ..smtp.dialogue import ClientState, SmtpDialogue
 from .kernel import VERB_BODY
-from .layout import (BUFFERS, CONTROL, DESCRIPTORS, EVENT, IX, MAX_ROWS, PENDING_KEPT, ROW,
-                     ROW_WORDS, WINDOW, App, Event, Lex, Window)
+from .layout import (BUFFERS, CONTROL, DESCRIPTORS, EVENT, FACTS, IX, MAX_ROWS, PENDING_KEPT,
+                     RETX_CONFLICT, RETX_HEAD, RETX_NEW_HEAD, ROW, ROW_WORDS, WINDOW, App, Event,
+                     Lex, Window)
 from .session import FRAMES_KEPT, WINDOW_KEEP, Session, Turn
 from .tracker import Tracker
 
@@ -117,6 +118,8 @@ class FastLane:
         for dd in s.dirs:
             if dd.holes or dd.pending or (dd.started and dd.delivered != dd.nxt):
                 return False
+            if dd.zero_windows and dd.zero_windows[-1].ended_by is None:
+                return False         # a zero window lasts: the reference code follows it
         return True
 
     def _window(self, r: int, d: int) -> bytes:
@@ -181,8 +184,12 @@ class FastLane:
         old = F[r].tolist() if ring_current[0] or ring_current[1] else None
         row = [0] * ROW_WORDS
         row[IX.client_dir] = s.client_dir
+        row[IX.out_dir] = s.out_dir
         row[IX.last_frame] = s.last_frame
         row[IX.end] = s.end
+        row[IX.last_gap] = s.last_gap
+        row[IX.synack_ts] = s.synack_ts
+        row[IX.hs_ack_ts] = s.hs_ack_ts
         row[IX.hs_ack] = int(s.hs_ack)
         row[IX.synack_seen] = int(s.synack_seen)
         row[IX.synack_count] = s.synack_count
@@ -202,6 +209,7 @@ class FastLane:
             row[T.unpushed_ts] = t.unpushed_ts
             row[T.unpushed_count] = t.unpushed_count
             row[T.frames_kept] = nf
+            row[T.last_ts] = t.last_ts
             if nf:
                 self.B["unpushed_frames"][r, :nf] = t.unpushed_frames
         for d, dd in enumerate(s.dirs):
@@ -236,6 +244,11 @@ class FastLane:
             row[X.isn] = dd.isn or 0
             row[X.data_start] = dd.data_start
             row[X.retransmitted] = dd.retransmitted
+            for name in FACTS:
+                row[getattr(X, name)] = getattr(dd, name)
+            row[X.ka_pending] = int(dd.ka_pending)
+            row[X.has_last_ack] = int(dd.last_ack is not None)
+            row[X.last_ack] = dd.last_ack or 0
         self._app_state(s, r, row)
         F[r] = row
         return r
@@ -246,8 +259,11 @@ class FastLane:
         P = IX.smtp
         app: Any = s.app
         row[P.probe] = int(app is None and not s.app_probed)
-        if app is None or app.tls:
+        if app is None or app.tls_settled:
             row[P.app] = App.NONE
+            return
+        if app.tls:                      # the TLS handshake: read by the reference parser
+            row[P.app] = App.LINE
             return
         st = app.export_state()
         row[P.body_frame] = -1           # no body segment counted yet
@@ -308,10 +324,14 @@ class FastLane:
                 if not dd.attempts:
                     dd.attempts = {}
                 dd.attempts[value] = dd.attempts.get(value, 1) + 1
-                if flag:                 # it carried other bytes than those delivered
+                if flag & RETX_CONFLICT:   # it carried other bytes than those delivered
                     if not dd.conflicts:
                         dd.conflicts = []
                     dd.conflicts.append(frame)
+                if flag & RETX_NEW_HEAD:   # (tracker._head_of_line)
+                    dd.hol_frames = [frame]
+                elif flag & RETX_HEAD and len(dd.hol_frames) < FRAMES_KEPT:
+                    dd.hol_frames.append(frame)
             else:
                 self.t.mark_closed(s, ts, frame)
 
@@ -349,6 +369,9 @@ class FastLane:
         row = F[r].tolist()
         s.last_frame = row[IX.last_frame]
         s.end = row[IX.end]
+        s.last_gap = row[IX.last_gap]
+        s.synack_ts = row[IX.synack_ts]
+        s.hs_ack_ts = row[IX.hs_ack_ts]
         s.hs_ack = bool(row[IX.hs_ack])
         s.synack_seen = bool(row[IX.synack_seen])
         s.synack_count = row[IX.synack_count]
@@ -363,6 +386,7 @@ class FastLane:
             t.unpushed_bytes = row[T.unpushed_bytes]
             t.unpushed_ts = row[T.unpushed_ts]
             t.unpushed_count = row[T.unpushed_count]
+            t.last_ts = row[T.last_ts]
             t.unpushed_frames = self.B["unpushed_frames"][r, :row[T.frames_kept]].tolist()
         for d, dd in enumerate(s.dirs):
             X = IX.dirs[d]
@@ -383,6 +407,11 @@ class FastLane:
             dd.data_start = row[X.data_start]
             if row[X.has_isn]:
                 dd.isn = row[X.isn]
+            for name in FACTS:
+                setattr(dd, name, row[getattr(X, name)])
+            dd.ka_pending = bool(row[X.ka_pending])
+            if row[X.has_last_ack]:
+                dd.last_ack = row[X.last_ack]
         if s.app is not None:
             self._skips(s, r, row)
         F[r, IX.dirty] = 0

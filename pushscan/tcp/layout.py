@@ -31,7 +31,12 @@ class Event(IntEnum):
     REPLY = 2            # value: the reply code (a reply to a command of an earlier round)
     CLOSED = 3           # both FINs: the session closed
     BODY_END = 4         # value: the body bytes of the segment up to CRLF.CRLF
-    RETRANSMISSION = 5   # value: the sequence number retransmitted; flag: its bytes differed
+    RETRANSMISSION = 5   # value: the sequence number retransmitted; flag: RETX_* bits
+
+
+RETX_CONFLICT = 1        # a RETRANSMISSION's bytes differed from those delivered
+RETX_HEAD = 2            # it was the segment at the first unacknowledged byte
+RETX_NEW_HEAD = 4        # ... a segment other than the last one retransmitted there
 
 
 class App(IntEnum):
@@ -84,7 +89,54 @@ DIRECTION = np.dtype([   # as ``session.Direction`` (names of its attributes whe
     ("data_start", i8),
     ("retransmitted", i8),
     ("window", WINDOW),
+    # what the sender showed of itself (the names of ``Direction``'s attributes, FACTS)
+    ("packets", i8),
+    ("acks", i8),
+    ("last_ts", i8),
+    ("last_frame", i8),
+    ("since_peer", i8),
+    ("since_ts", i8),
+    ("ka_pending", i8),
+    ("ka_answered", i8),
+    ("ttl_min", i8),
+    ("ttl_max", i8),
+    ("ipid_count", i8),
+    ("ipid_zero", i8),
+    ("ipid_inc", i8),
+    ("ipid_last", i8),
+    ("opts_all", i8),
+    ("opts_any", i8),
+    ("syn_opts", i8),
+    ("wscale", i8),
+    ("win", i8),
+    ("win_raw", i8),
+    ("has_last_ack", i8),
+    ("last_ack", i8),
+    ("dup_acks", i8),
+    ("dup_run", i8),
+    ("dup_max", i8),
+    ("window_full", i8),
+    ("window_full_frame", i8),
+    ("burst_frame", i8),
+    ("burst_ts", i8),
+    ("burst_gap", i8),
+    ("burst_end", i8),
+    ("pending_max", i8),
+    ("max_acked_segment", i8),
+    ("hol_start", i8),
+    ("hol_size", i8),
+    ("ack_advance_ts", i8),
+    ("fin_frame", i8),
+    ("fin_ts", i8),
 ])
+# The DIRECTION fields that are plain int attributes of ``Direction`` of the same name,
+# copied as they are between the two (``lane.py``).
+FACTS = ("packets", "acks", "last_ts", "last_frame", "since_peer", "since_ts", "ka_answered",
+         "ttl_min", "ttl_max", "ipid_count", "ipid_zero", "ipid_inc", "ipid_last", "opts_all",
+         "opts_any", "syn_opts", "wscale", "win", "win_raw", "dup_acks", "dup_run", "dup_max",
+         "window_full", "window_full_frame", "burst_frame", "burst_ts", "burst_gap", "burst_end",
+         "pending_max", "max_acked_segment", "hol_start", "hol_size", "ack_advance_ts",
+         "fin_frame", "fin_ts")
 
 TURN = np.dtype([        # as ``session.Turn``; dir -1: no turn
     ("dir", i8),
@@ -98,6 +150,7 @@ TURN = np.dtype([        # as ``session.Turn``; dir -1: no turn
     ("unpushed_ts", i8),
     ("unpushed_count", i8),
     ("frames_kept", i8),  # unpushed frames in ``BUFFERS.unpushed_frames``
+    ("last_ts", i8),
 ])
 
 PARSER = np.dtype([      # what the session's SMTP parser expects, and what the kernel did
@@ -121,8 +174,12 @@ PARSER = np.dtype([      # what the session's SMTP parser expects, and what the 
 
 ROW = np.dtype([
     ("client_dir", i8),
+    ("out_dir", i8),
     ("last_frame", i8),
     ("end", i8),
+    ("last_gap", i8),    # the silence before the latest packet
+    ("synack_ts", i8),   # -1: none yet
+    ("hs_ack_ts", i8),
     ("hs_ack", i8),
     ("synack_seen", i8),
     ("synack_count", i8),

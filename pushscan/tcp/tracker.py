@@ -19,11 +19,12 @@ from typing import Callable, Iterator, Optional, Protocol
 
 from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, Segment, SegmentBatch
 from ..seq import unwrap
-from .session import (FRAMES_KEPT, WINDOW_KEEP, Direction, ResetFact, Session, TraceEntry, Turn,
-                      UnpushedTurn)
+from .session import (FRAMES_KEPT, IPID_STEP, WINDOW_KEEP, Direction, GiveUp, ResetFact, Session, TraceEntry,
+                      Turn, UnpushedTurn, ZeroWindow)
 
 LINGER_NS = 60 * 1_000_000_000
 UNPUSHED_TURNS_KEPT = 1000
+ZERO_WINDOWS_KEPT = 64        # zero-window episodes kept per direction (all are counted)
 
 
 class Holder(Protocol):
@@ -119,22 +120,34 @@ class Tracker:
             if s is not None and not s.ended:
                 self._end(s)
             s = self._new(key, d, fl, frame, ts, file_index)
+        prev_frame, prev_gap = s.last_frame, s.last_gap
+        gap = s.last_gap = ts - s.end
         s.last_frame = frame
         s.end = ts
         src = s.dirs[d]
         dst = s.dirs[d ^ 1]
         new = 0
         plen = seg.plen
+        what = self._habits(s, src, dst, seg)
         if fl & SYN:
-            self._syn(s, src, fl, seg.seq, frame, seg.mss)
+            self._syn(s, src, seg, ts)
+        a = None
         if fl & ACK and dst.started:
             a = unwrap(seg.ack, dst.nxt)
             if src.max_ack is None or a > src.max_ack:
                 src.max_ack = a
+                src.ack_advance_ts = ts
                 if dst.holes or a > dst.nxt + dst.fin:
                     self._acked_unseen(s, dst, d ^ 1, a, frame)
+            if a >= dst.nxt and dst.pending_max:   # all of the peer's data acknowledged
+                if dst.pending_max > dst.max_acked_segment:
+                    dst.max_acked_segment = dst.pending_max
+                dst.pending_max = 0
             if not s.hs_ack and d == s.client_dir and s.synack_seen:
                 s.hs_ack = True
+                s.hs_ack_ts = ts
+        if not fl & RST and fl & ACK:
+            what = self._window(s, src, dst, seg, a, what)
         if plen:
             psh = fl & PSH != 0
             src.data_segments += 1
@@ -146,8 +159,20 @@ class Tracker:
             end = start + plen
             if plen > src.max_segment:
                 src.max_segment = plen
+            if plen > src.pending_max:
+                src.pending_max = plen
             if dst.mss and plen > dst.mss:
                 src.oversize += 1
+            if dst.win > 0 and dst.last_ack is not None and end == dst.last_ack + dst.win:
+                src.window_full += 1
+                if not src.window_full_frame:
+                    src.window_full_frame = frame
+                what = what or "window full"
+            if start >= src.nxt and (dst.max_ack is None or dst.max_ack >= src.nxt):
+                src.burst_frame, src.burst_ts, src.burst_gap, src.burst_end = frame, ts, gap, end
+            gave_up = s.gave_up
+            if gave_up is not None and d != gave_up.dir and not s.late_frame:
+                s.late_frame = frame          # the answer came after the other side gave up
             if start >= src.nxt:
                 if start > src.nxt:
                     if not src.holes:
@@ -162,7 +187,8 @@ class Tracker:
                 else:
                     self._hold(s, src, d, start, payload, plen, psh, frame, ts)
             else:
-                new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts)
+                new = self._overlap(s, src, d, start, end, payload, plen, frame, psh, ts,
+                                    what == "keep-alive")
             if psh and end > src.last_push_end:
                 src.last_push_end = end
             if new:
@@ -175,6 +201,7 @@ class Tracker:
                     src.turns += 1
                 t.bytes += new
                 t.last_frame = frame
+                t.last_ts = ts
                 if src.last_push_end >= src.nxt:
                     t.last_pushed = True
                     t.unpushed_bytes = 0
@@ -195,13 +222,114 @@ class Tracker:
                     t.last_pushed = True   # a retransmission pushed the waiting bytes
                     t.unpushed_bytes = 0
         if fl & (FIN | RST):
-            self._fin_rst(s, src, d, fl, frame, ts)
+            self._fin_rst(s, src, d, seg, prev_frame, prev_gap)
         if s.trace is not None:
             s.trace.append(TraceEntry(
                 frame, ts, d, fl,
                 unwrap(seg.seq, src.nxt) - src.data_start if src.started else None, plen, new,
-                unwrap(seg.ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None))
+                unwrap(seg.ack, dst.nxt) - dst.data_start if fl & ACK and dst.started else None,
+                src.win if fl & ACK else -1, seg.ttl, what))
         return s
+
+    def _habits(self, s: Session, src: Direction, dst: Direction, seg: Segment) -> str:
+        """What a packet shows of its sender (counts, last packet, TTL, IP ID, options;
+        keep-alives and zero-window probes), before the tracker applies it. Returns what
+        the packet is, for the trace: "keep-alive", "zero-window probe" or ""."""
+        fl, ts = seg.flags, seg.ts
+        src.packets += 1
+        if fl & ACK:
+            src.acks += 1
+        src.last_ts = ts
+        src.last_frame = seg.frame
+        if not src.since_peer:
+            src.since_ts = ts
+        src.since_peer += 1
+        dst.since_peer = 0
+        if dst.ka_pending:                # the peer's keep-alive got an answer
+            dst.ka_pending = False
+            dst.ka_answered += 1
+        r = s.reset
+        if r is not None and r.dir == seg.dir and not fl & RST:
+            s.after_reset += 1            # the reset's sender is still talking
+            if not s.after_reset_frame:
+                s.after_reset_frame = seg.frame
+        if fl & RST:
+            return ""                     # a RST is judged against the sender's habits
+        ttl = seg.ttl
+        if src.ttl_min < 0 or ttl < src.ttl_min:
+            src.ttl_min = ttl
+        if ttl > src.ttl_max:
+            src.ttl_max = ttl
+        ipid = seg.ipid
+        if ipid >= 0:
+            src.ipid_count += 1
+            if ipid == 0:
+                src.ipid_zero += 1
+            else:
+                if src.ipid_last >= 0 and 0 < (ipid - src.ipid_last) & 0xFFFF < IPID_STEP:
+                    src.ipid_inc += 1
+                src.ipid_last = ipid
+        if not fl & SYN:
+            src.opts_all = seg.opts if src.opts_all < 0 else src.opts_all & seg.opts
+            src.opts_any |= seg.opts
+        if seg.plen <= 1 and not fl & (SYN | FIN) and src.started \
+                and unwrap(seg.seq, src.nxt) == src.nxt - 1:
+            ep = dst.zero_windows[-1] if dst.zero_windows else None
+            if ep is not None and ep.ended_by is None:
+                ep.probes += 1
+                if len(ep.probe_frames) < FRAMES_KEPT:
+                    ep.probe_frames.append(seg.frame)
+                return "zero-window probe"
+            src.keepalives += 1
+            src.ka_pending = True
+            if not src.keepalive_frames:
+                src.keepalive_frames = []
+            if len(src.keepalive_frames) < FRAMES_KEPT:
+                src.keepalive_frames.append(seg.frame)
+            return "keep-alive"
+        return ""
+
+    def _window(self, s: Session, src: Direction, dst: Direction, seg: Segment,
+                a: Optional[int], what: str) -> str:
+        """The window a packet with ACK advertises (scaled once both SYNs agreed on it),
+        zero-window episodes, duplicate ACKs."""
+        fl = seg.flags
+        scaled = not fl & SYN and src.wscale >= 0 and dst.wscale >= 0
+        win = seg.win << src.wscale if scaled else seg.win
+        if not seg.plen and not fl & (SYN | FIN) and a is not None:
+            if a == src.last_ack and seg.win == src.win_raw and win and dst.nxt > a:
+                src.dup_acks += 1
+                src.dup_run += 1
+                if src.dup_run > src.dup_max:
+                    src.dup_max = src.dup_run
+                what = what or "duplicate ACK"
+            else:
+                src.dup_run = 0
+        elif seg.plen:
+            src.dup_run = 0
+        if a is not None:
+            src.last_ack = a
+        if not fl & SYN:
+            ep = src.zero_windows[-1] if src.zero_windows else None
+            if win == 0:
+                if ep is None or ep.ended_by is not None:
+                    if not src.zero_windows:
+                        src.zero_windows = []
+                    src.zero_window_count += 1
+                    if len(src.zero_windows) < ZERO_WINDOWS_KEPT:
+                        src.zero_windows.append(ZeroWindow(seg.frame, seg.ts))
+                    else:                 # the latest is always kept
+                        src.zero_windows[-1] = ZeroWindow(seg.frame, seg.ts)
+                else:
+                    ep.answered += 1
+                what = what or "zero window"
+            elif ep is not None and ep.ended_by is None:
+                ep.ended_by = "reopened"
+                ep.end_frame, ep.end_ts = seg.frame, seg.ts
+                what = what or "window reopened"
+        src.win = win
+        src.win_raw = seg.win
+        return what
 
     # -- for clients that hold sessions ------------------------------------------------
     def take_out(self, s: Session, holder: Holder) -> None:
@@ -290,13 +418,20 @@ class Tracker:
         self.table[key] = s
         return s
 
-    def _syn(self, s: Session, src: Direction, fl: int, seq: int, frame: int, mss: int) -> None:
-        if mss:
-            src.mss = mss
+    def _syn(self, s: Session, src: Direction, seg: Segment, ts: int) -> None:
+        fl, seq, frame = seg.flags, seg.seq, seg.frame
+        if seg.mss:
+            src.mss = seg.mss
+        src.syn_opts = seg.opts
+        src.wscale = seg.wscale
         if fl & ACK:
             s.synack_seen = True
             s.synack_count += 1
+            if s.synack_ts < 0:
+                s.synack_ts = ts
         else:
+            if s.syn_ts < 0:
+                s.syn_ts = ts
             s.syn_seen = True
             s.syn_count += 1
             s.syn_isn = seq
@@ -353,8 +488,10 @@ class Tracker:
             return
 
     def _overlap(self, s: Session, src: Direction, d: int, start: int, end: int,
-                 payload: bytes, plen: int, frame: int, psh: bool, ts: int) -> int:
-        """A segment starting below the highest sequence seen. Returns its new bytes."""
+                 payload: bytes, plen: int, frame: int, psh: bool, ts: int,
+                 keepalive: bool = False) -> int:
+        """A segment starting below the highest sequence seen. Returns its new bytes. (A
+        keep-alive's byte is not a retransmission.)"""
         new = 0
         if src.holes:
             kept: list[list[int]] = []
@@ -372,11 +509,14 @@ class Tracker:
         if end > src.nxt:
             new += end - src.nxt
             src.nxt = end
-        if new < plen:
+        if new < plen and not keepalive:
             src.retransmitted += 1
             if not src.attempts:
                 src.attempts = {}
             src.attempts[start] = src.attempts.get(start, 1) + 1
+            peer_ack = s.dirs[d ^ 1].max_ack
+            if start == (src.data_start if peer_ack is None else peer_ack):
+                self._head_of_line(src, start, plen, frame)
             # compare what overlaps the last WINDOW_KEEP delivered bytes (the buffer may
             # hold up to twice that between trims; only the last WINDOW_KEEP count)
             w = src.window
@@ -411,6 +551,15 @@ class Tracker:
             self.buffer_overflows += 1
             src.overflows += 1
             self._drain(s, src, d, ts, upto=max(k + v[1] for k, v in src.pending.items()))
+
+    @staticmethod
+    def _head_of_line(src: Direction, start: int, plen: int, frame: int) -> None:
+        """A retransmission of the segment at the first unacknowledged byte: kept with
+        its size and frames while the same segment is sent again."""
+        if start != src.hol_start or plen != src.hol_size:
+            src.hol_start, src.hol_size, src.hol_frames = start, plen, []
+        if len(src.hol_frames) < FRAMES_KEPT:
+            src.hol_frames.append(frame)
 
     def _acked_unseen(self, s: Session, dst: Direction, d: int, a: int, frame: int) -> None:
         """The peer acknowledged up to ``a``: bytes of ``dst`` below it that were never
@@ -450,28 +599,40 @@ class Tracker:
                 t.dir, t.unpushed_bytes, t.unpushed_ts, tuple(t.unpushed_frames),
                 t.unpushed_count, ts if how == "data" else None, how))
 
-    def _fin_rst(self, s: Session, src: Direction, d: int, fl: int, frame: int, ts: int) -> None:
+    def _fin_rst(self, s: Session, src: Direction, d: int, seg: Segment, prev_frame: int,
+                 prev_gap: int) -> None:
+        """A FIN or RST from direction ``d``; ``prev_frame``/``prev_gap``: the packet before
+        it and the silence that preceded that packet."""
+        fl, frame, ts = seg.flags, seg.frame, seg.ts
+        t = s.turn
+        command = s.app.command_in_progress() if s.app is not None else None
+        if t is not None and t.dir == d and d == s.out_dir and s.gave_up is None:
+            # the outgoing side closes while its own data waits for an answer
+            s.gave_up = GiveUp(d, frame, ts, "reset" if fl & RST else "fin", ts - t.last_ts, command)
         if fl & RST:
             s.rst_count += 1
             if s.reset is None:
-                t = s.turn
                 peer = s.dirs[d ^ 1]
                 acked = peer.started and src.max_ack is not None and src.max_ack >= peer.nxt
+                expected = src.started and peer.max_ack is not None \
+                    and unwrap(seg.seq, src.nxt) == peer.max_ack
                 s.reset = ResetFact(
                     d, frame, ts,
                     t.dir if t else None, t.bytes if t else 0,
                     t.unpushed_bytes if t else 0, t.unpushed_ts if t else 0,
                     tuple(t.unpushed_frames) if t else (),
-                    bool(acked),
-                    s.app.command_in_progress() if s.app is not None else None,
-                    s.syn_seen and not s.synack_seen and d != s.client_dir)
+                    bool(acked), command,
+                    s.syn_seen and not s.synack_seen and d != s.client_dir,
+                    flags=fl, seq_expected=expected, ttl=seg.ttl, ipid=seg.ipid, opts=seg.opts,
+                    trigger_frame=prev_frame, trigger_gap=prev_gap, before_peer=src.packets == 1,
+                    turn_last_ts=t.last_ts if t else 0)
                 if t is not None:
                     self._end_turn(s, t, "reset", ts)
                 self.mark_closed(s, ts, frame)
             return
         if not src.fin:
             src.fin = True
-            t = s.turn
+            src.fin_frame, src.fin_ts = frame, ts
             if t is not None:
                 self._end_turn(s, t, "fin" if t.dir == d else "peer_fin", ts)
             if s.dirs[d ^ 1].fin:
@@ -495,6 +656,13 @@ class Tracker:
         s.seen_until = max(self.now, s.end)
         if s.turn is not None:
             self._end_turn(s, s.turn, "end", s.end)
+        for dd in s.dirs:            # a zero window still closed: what ended the session
+            ep = dd.zero_windows[-1] if dd.zero_windows else None
+            if ep is not None and ep.ended_by is None:
+                r = s.reset
+                ep.ended_by = "reset" if r is not None else "fin" if s.dirs[0].fin or s.dirs[1].fin \
+                    else "end"
+                ep.end_frame, ep.end_ts = (r.frame, r.ts) if r is not None else (s.last_frame, s.end)
         s.ended = True
         if self.table.get(s.key) is s:
             del self.table[s.key]

@@ -114,8 +114,11 @@ def test_no_answer_counts_syns_and_icmp():
 
 
 def test_retransmissions_then_death():
+    """RCPT sent 5 times, nothing at all came back, the client reset: the server answered
+    before, then went silent (a peer that vanished, or a path that broke for good)."""
     s = only(pushscan.analyze(str(CAPTURES / "smtp_retrans_loss.pcap")))
-    assert s["verdict"] == "network_loss"
+    assert s["verdict"] == "peer_vanished"
+    assert finding(s, "PEER_VANISHED")["last_answer_frame"] == 12
     f = finding(s, "RETRANSMISSIONS")
     assert (f["count"], f["max_attempts"], f["died"]) == (4, 5, True)
     assert "LOCAL_RESET" in codes(s)
@@ -201,6 +204,11 @@ def test_auth_bdat_pipelining_refused_data():
     assert verbs(s) == [("EHLO", 250), ("AUTH", 235), ("MAIL", 250), ("RCPT", 250), ("BDAT", 250),
                         ("BDAT", 250), ("MAIL", 250), ("RCPT", 550), ("DATA", 554), ("QUIT", 221)]
     assert s["smtp"]["messages"] == 1 and s["smtp"]["body_bytes"] == 150
+    # the second transaction was refused (no valid recipients): the session then ended
+    f = finding(s, "SMTP_REFUSED")
+    assert (f["reply_code"], f["smtp_command"], f["accepted_before"]) == (554, "DATA", True)
+    assert s["verdict"] == "smtp_refused"
+    assert [(e["verb"], e["code"]) for e in s["smtp"]["error_replies"]] == [("RCPT", 550), ("DATA", 554)]
 
 
 def test_other_tcp_and_greeting_detection():
