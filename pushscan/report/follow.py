@@ -35,16 +35,54 @@ def _smtp_items(s: Session) -> dict[int, list[Item]]:
     def add(item: Item) -> None:
         by_frame.setdefault(item.frame, []).append(item)
 
+    said = {(e.frame, e.code): e.text for e in app.error_replies}   # what a refusal said
+
+    def reply(code: int, frame: int) -> str:
+        text = said.get((frame, code))
+        return f"{code} {text}" if text else str(code)
+
     if app.greeting is not None:
-        add(Item(sv, app.greeting.frame, "greeting", f"{app.greeting.code} greeting"))
+        add(Item(sv, app.greeting.frame, "greeting",
+                 f"{reply(app.greeting.code, app.greeting.frame)} greeting"))
     for cmd in app.commands:
         kind = "body" if cmd.verb == "DATA body" else "command"
         add(Item(c, cmd.frame, kind, cmd.verb))
-        if cmd.reply_frame is not None:
-            add(Item(sv, cmd.reply_frame, "reply", f"{cmd.reply_code} (to {cmd.verb})"))
+        if cmd.reply_frame is not None and cmd.reply_code is not None:
+            add(Item(sv, cmd.reply_frame, "reply",
+                     f"{reply(cmd.reply_code, cmd.reply_frame)} (to {cmd.verb})"))
     for r in app.unsolicited:
-        add(Item(sv, r.frame, "reply", f"{r.code} (no command waiting)"))
+        add(Item(sv, r.frame, "reply", f"{reply(r.code, r.frame)} (no command waiting)"))
     return by_frame
+
+
+def _tcp_events(s: Session, t0: int, arrow: dict[int, str]) -> list[dict[str, Any]]:
+    """What the tracker made of single packets (zero windows and their probes, a window
+    reopened or full, keep-alives, duplicate ACKs; runs of the same in one line), the
+    reset with its TTL against its sender's, and the ICMP errors quoting the session."""
+    events: list[dict[str, Any]] = []
+    run: dict[str, Any] = {}
+    for e in s.trace or ():
+        if e.what and run and run["what"] == e.what and run["dir"] == arrow[e.dir]:
+            run["frames"].append(e.frame)
+            continue
+        if e.what:
+            run = {"t": round((e.ts - t0) / NS, 6), "dir": arrow[e.dir], "kind": "tcp",
+                   "what": e.what, "frames": [e.frame], "pushed": None, "bytes": e.length,
+                   "window": e.win if e.win >= 0 else None}
+            events.append(run)
+        else:
+            run = {}
+    for ev in events:
+        n = len(ev["frames"])
+        ev["text"] = (f"{ev['what']} ({n} packets)" if n > 1 else ev["what"]) + \
+            (f" (window {ev['window']:,} bytes)" if ev["window"] is not None
+             and ev["what"] in ("zero window", "window reopened") else "")
+        del ev["what"]
+    for err in s.icmp:
+        events.append({"t": round((err.ts - t0) / NS, 6), "dir": "ICMP", "kind": "icmp",
+                       "text": err.text + (f" from {err.origin}" if err.origin else ""),
+                       "frames": [err.frame], "pushed": None, "bytes": 0})
+    return events
 
 
 def follow_events(s: Session) -> list[dict[str, Any]]:
@@ -74,8 +112,14 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
             names = [n for bit, n in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST")) if e.flags & bit]
             if e.flags & 0x10 and e.flags & SYN:
                 names = ["SYN-ACK"]
+            text = "+".join(names)
+            if e.flags & RST and e.ttl >= 0:      # its TTL against its sender's other packets
+                sender = s.dirs[e.dir]
+                own = ("none" if sender.ttl_min < 0 else str(sender.ttl_min)
+                       if sender.ttl_min == sender.ttl_max else f"{sender.ttl_min}-{sender.ttl_max}")
+                text += f" (TTL {e.ttl}; the sender's other packets: {own})"
             events.append({"t": round((e.ts - t0) / NS, 6), "dir": arrow[e.dir], "kind": "control",
-                           "text": "+".join(names), "frames": [e.frame], "pushed": None, "bytes": e.length})
+                           "text": text, "frames": [e.frame], "pushed": None, "bytes": e.length})
         if not e.length:
             continue
         if e.new:
@@ -95,13 +139,14 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
             segs_event(e.ts, e.dir, item.kind, text, segs)
     for d in (0, 1):
         flush(d)
+    events += _tcp_events(s, t0, arrow)
     for w in waits(s):
         events.append({"t": round((w.start - t0) / NS, 6), "dir": arrow[w.dir], "kind": "wait",
                        "text": (f"{w.bytes} bytes waited {((w.end or s.seen_until) - w.start) / NS:.3f}s "
                                 f"without PSH; ended by {w.ended_by}"
                                 + (f" (frame {w.end_frame})" if w.end_frame else "")),
                        "frames": w.frames[:20], "pushed": None, "bytes": w.bytes})
-    kind_order = {"control": 0, "wait": 2}
+    kind_order = {"control": 0, "tcp": 1, "icmp": 1, "wait": 3}
     events.sort(key=lambda ev: (ev["t"], ev["frames"][0] if ev["frames"] else 0, kind_order.get(ev["kind"], 1)))
     return events
 

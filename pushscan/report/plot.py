@@ -12,8 +12,10 @@ from .evidence import waits
 def plot(s: Session, doc: dict[str, Any], out: Any, fmt: str = "png") -> dict[str, Any]:
     """Draw the time-sequence graph (one panel per direction: data segments as vertical
     bars from their first to last sequence number, pushed and unpushed drawn differently,
-    the peer's acknowledgements as a step line, resets as red lines, unpushed waits
-    shaded). Writes to ``out`` (a path or a binary file) and returns what was drawn."""
+    the peer's acknowledgements as a step line, resets as red lines with their TTL,
+    unpushed waits shaded, the peer's zero windows shaded grey, probes and keep-alives as
+    triangles, ICMP errors as dotted lines). Writes to ``out`` (a path or a binary file)
+    and returns what was drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -47,8 +49,26 @@ def plot(s: Session, doc: dict[str, Any], out: Any, fmt: str = "png") -> dict[st
         resets = [e for e in trace if e.flags & RST]
         for e in resets:
             ax.axvline((e.ts - t0) / NS, color="red", linewidth=1.5)
-            ax.annotate(f"RST (frame {e.frame})", ((e.ts - t0) / NS, 0.95), xycoords=("data", "axes fraction"),
-                        color="red", ha="right", fontsize=8)
+            ax.annotate(f"RST (frame {e.frame}, TTL {e.ttl})", ((e.ts - t0) / NS, 0.95),
+                        xycoords=("data", "axes fraction"), color="red", ha="right", fontsize=8)
+        # the peer's zero windows: it stopped reading what this direction sends
+        closed = s.dirs[d ^ 1].zero_windows
+        for ep in closed:
+            x0 = (ep.start_ts - t0) / NS
+            x1 = ((ep.end_ts if ep.end_ts is not None else s.seen_until) - t0) / NS
+            ax.axvspan(x0, x1, color="grey", alpha=0.25, label="peer's zero window" if ep is closed[0] else None)
+            ax.annotate(f"zero window, {x1 - x0:.3g}s, {ep.probes} probe(s)", ((x0 + x1) / 2, 0.85),
+                        xycoords=("data", "axes fraction"), ha="center", color="dimgrey", fontsize=8)
+        probes = [e for e in trace if e.dir == d and e.what in ("zero-window probe", "keep-alive")]
+        for what, marker, colour in (("zero-window probe", "v", "black"), ("keep-alive", "^", "tab:brown")):
+            group = [e for e in probes if e.what == what]
+            if group:
+                ax.plot([(e.ts - t0) / NS for e in group], [e.seq or 0 for e in group], linestyle="none",
+                        marker=marker, color=colour, label=what)
+        icmp = [err for err in s.icmp if err.dir == d]   # errors quoting this direction's segments
+        for err in icmp:
+            ax.axvline((err.ts - t0) / NS, color="tab:red", linestyle=":", linewidth=1,
+                       label="ICMP error" if err is icmp[0] else None)
         mine = [w for w in all_waits if w.dir == d]
         for w in mine:
             x0, x1 = (w.start - t0) / NS, ((w.end or s.seen_until) - t0) / NS
@@ -59,7 +79,10 @@ def plot(s: Session, doc: dict[str, Any], out: Any, fmt: str = "png") -> dict[st
         if data or acks:
             ax.legend(loc="upper left", fontsize=8)
         drawn[name] = {"pushed": len(pushed), "unpushed": len(unpushed), "retransmissions": len(retrans),
-                       "acks": len(acks), "waits": len(mine)}
+                       "acks": len(acks), "waits": len(mine), "zero_windows": len(closed),
+                       "probes": len([e for e in probes if e.what == "zero-window probe"]),
+                       "keepalives": len([e for e in probes if e.what == "keep-alive"]),
+                       "icmp": len(icmp)}
     drawn["resets"] = len([e for e in trace if e.flags & RST])
     axes[-1].set_xlabel("seconds since the session's first packet")
     c, sv = doc["client"], doc["server"]

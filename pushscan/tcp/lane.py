@@ -25,6 +25,7 @@ every bundled capture, on generated traffic and on mutated captures.
 from __future__ import annotations
 
 import mmap
+from operator import attrgetter
 from typing import Any, Optional
 
 import numpy as np
@@ -45,6 +46,7 @@ EVENTS = 1 << 16           # SMTP commands and replies the kernel may read per r
 LEX = {ClientState.COMMAND: Lex.COMMAND, ClientState.AWAIT_DATA_GO: Lex.AWAIT_DATA_GO,
        ClientState.BODY: Lex.BODY}
 WINDOW_FIELDS = WINDOW.names or ()
+facts_of = attrgetter(*FACTS)        # a Direction's FACTS, as a tuple
 
 
 class FastLane:
@@ -244,8 +246,8 @@ class FastLane:
             row[X.isn] = dd.isn or 0
             row[X.data_start] = dd.data_start
             row[X.retransmitted] = dd.retransmitted
-            for name in FACTS:
-                row[getattr(X, name)] = getattr(dd, name)
+            at = X.packets                       # the FACTS block, in one go
+            row[at:at + len(FACTS)] = facts_of(dd)
             row[X.ka_pending] = int(dd.ka_pending)
             row[X.has_last_ack] = int(dd.last_ack is not None)
             row[X.last_ack] = dd.last_ack or 0
@@ -407,8 +409,9 @@ class FastLane:
             dd.data_start = row[X.data_start]
             if row[X.has_isn]:
                 dd.isn = row[X.isn]
-            for name in FACTS:
-                setattr(dd, name, row[getattr(X, name)])
+            at = X.packets
+            for name, value in zip(FACTS, row[at:at + len(FACTS)]):
+                setattr(dd, name, value)
             dd.ka_pending = bool(row[X.ka_pending])
             if row[X.has_last_ack]:
                 dd.last_ack = row[X.last_ack]
@@ -624,3 +627,5 @@ class _Rings:
 
 
 assert FRAMES_KEPT == BUFFERS["unpushed_frames"].shape[0]
+assert [IX.dirs[0].packets + k for k in range(len(FACTS))] == [getattr(IX.dirs[0], n) for n in FACTS], \
+    "FACTS are one block of DIRECTION, in their order"

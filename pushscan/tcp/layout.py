@@ -70,6 +70,15 @@ WINDOW = np.dtype([
     ("sum", i8),
 ])
 
+# What the sender of a direction showed of itself: plain int attributes of ``Direction``
+# of the same names, one contiguous block of DIRECTION (``lane.py`` copies it in one go).
+FACTS = ("packets", "acks", "last_ts", "last_frame", "since_peer", "since_ts", "ka_answered",
+         "ttl_min", "ttl_max", "ipid_count", "ipid_zero", "ipid_inc", "ipid_last", "opts_all",
+         "opts_any", "syn_opts", "wscale", "win", "win_raw", "dup_acks", "dup_run", "dup_max",
+         "window_full", "window_full_frame", "burst_frame", "burst_ts", "burst_gap", "burst_end",
+         "pending_max", "max_acked_segment", "hol_start", "hol_size", "ack_advance_ts",
+         "fin_frame", "fin_ts")
+
 DIRECTION = np.dtype([   # as ``session.Direction`` (names of its attributes where shared)
     ("started", i8),
     ("nxt", i8),
@@ -89,54 +98,11 @@ DIRECTION = np.dtype([   # as ``session.Direction`` (names of its attributes whe
     ("data_start", i8),
     ("retransmitted", i8),
     ("window", WINDOW),
-    # what the sender showed of itself (the names of ``Direction``'s attributes, FACTS)
-    ("packets", i8),
-    ("acks", i8),
-    ("last_ts", i8),
-    ("last_frame", i8),
-    ("since_peer", i8),
-    ("since_ts", i8),
-    ("ka_pending", i8),
-    ("ka_answered", i8),
-    ("ttl_min", i8),
-    ("ttl_max", i8),
-    ("ipid_count", i8),
-    ("ipid_zero", i8),
-    ("ipid_inc", i8),
-    ("ipid_last", i8),
-    ("opts_all", i8),
-    ("opts_any", i8),
-    ("syn_opts", i8),
-    ("wscale", i8),
-    ("win", i8),
-    ("win_raw", i8),
-    ("has_last_ack", i8),
+    ("ka_pending", i8),      # (a bool of Direction)
+    ("has_last_ack", i8),    # (Direction.last_ack: None, or the value)
     ("last_ack", i8),
-    ("dup_acks", i8),
-    ("dup_run", i8),
-    ("dup_max", i8),
-    ("window_full", i8),
-    ("window_full_frame", i8),
-    ("burst_frame", i8),
-    ("burst_ts", i8),
-    ("burst_gap", i8),
-    ("burst_end", i8),
-    ("pending_max", i8),
-    ("max_acked_segment", i8),
-    ("hol_start", i8),
-    ("hol_size", i8),
-    ("ack_advance_ts", i8),
-    ("fin_frame", i8),
-    ("fin_ts", i8),
+    *[(name, i8) for name in FACTS],
 ])
-# The DIRECTION fields that are plain int attributes of ``Direction`` of the same name,
-# copied as they are between the two (``lane.py``).
-FACTS = ("packets", "acks", "last_ts", "last_frame", "since_peer", "since_ts", "ka_answered",
-         "ttl_min", "ttl_max", "ipid_count", "ipid_zero", "ipid_inc", "ipid_last", "opts_all",
-         "opts_any", "syn_opts", "wscale", "win", "win_raw", "dup_acks", "dup_run", "dup_max",
-         "window_full", "window_full_frame", "burst_frame", "burst_ts", "burst_gap", "burst_end",
-         "pending_max", "max_acked_segment", "hol_start", "hol_size", "ack_advance_ts",
-         "fin_frame", "fin_ts")
 
 TURN = np.dtype([        # as ``session.Turn``; dir -1: no turn
     ("dir", i8),

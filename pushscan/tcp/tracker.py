@@ -273,7 +273,10 @@ class Tracker:
             src.opts_all = seg.opts if src.opts_all < 0 else src.opts_all & seg.opts
             src.opts_any |= seg.opts
         if seg.plen <= 1 and not fl & (SYN | FIN) and src.started \
-                and unwrap(seg.seq, src.nxt) == src.nxt - 1:
+                and unwrap(seg.seq, src.nxt) == src.nxt - 1 \
+                and (not seg.plen or dst.max_ack is not None and dst.max_ack >= src.nxt):
+            # one below the next byte, with no data or a byte the peer already has: a
+            # probe (a retransmission of an unacknowledged last byte is not one)
             ep = dst.zero_windows[-1] if dst.zero_windows else None
             if ep is not None and ep.ended_by is None:
                 ep.probes += 1

@@ -33,7 +33,8 @@ def test_follow_shows_the_stuck_command_and_what_ended_the_wait():
     assert wait["bytes"] == 25 and wait["frames"] == [14]
     assert re.fullmatch(r"25 bytes waited 300\.00\ds without PSH; ended by reset by server \(frame 16\)",
                         wait["text"]), wait["text"]
-    assert [e["text"] for e in evs if e["kind"] == "control"] == ["SYN", "SYN-ACK", "RST"]
+    assert [e["text"] for e in evs if e["kind"] == "control"] == [
+        "SYN", "SYN-ACK", "RST (TTL 64; the sender's other packets: 64)"]
     assert [e["t"] for e in evs] == sorted(e["t"] for e in evs)
     text = run_cli("follow", str(CAPTURES / "smtp_unpushed_reset.pcap"), "--session", "0").stdout
     assert "RCPT" in text and "frame 14(no PSH)" in text and "UNPUSHED_BEFORE_RESET" in text
@@ -70,7 +71,8 @@ def test_plot_draws_each_category(tmp_path):
     s, doc = one_session([str(CAPTURES / "smtp_unpushed_reset.pcap")], Options(), 0)
     drawn = plot(s, doc, str(tmp_path / "g.png"))
     # the server acknowledges in frames 2, 4, 7, 8, 11, 12, 15 and 16
-    assert drawn["client_to_server"] == {"pushed": 2, "unpushed": 1, "retransmissions": 0, "acks": 8, "waits": 1}
+    assert drawn["client_to_server"] == {"pushed": 2, "unpushed": 1, "retransmissions": 0, "acks": 8, "waits": 1,
+                                         "zero_windows": 0, "probes": 0, "keepalives": 0, "icmp": 0}
     assert drawn["server_to_client"]["pushed"] == 3 and drawn["server_to_client"]["unpushed"] == 0
     assert drawn["resets"] == 1
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -122,3 +124,31 @@ def test_report_cli(tmp_path):
     r = run_cli("report", str(CAPTURES / "smtp_peer_reset.pcap"), "-o", str(tmp_path / "r.html"))
     assert r.returncode == 0 and "1 flagged with graphs" in r.stdout
     assert "PEER_RESET" in (tmp_path / "r.html").read_text()
+
+
+def test_follow_shows_the_new_evidence():
+    """Zero windows and their probes, the reset's TTL against its sender's other packets,
+    ICMP errors with their router, and what a refusal said."""
+    evs = events(str(CAPTURES / "real_zero_window_stall.pcap"), "--session", "0")
+    tcp = [(e["text"], e["frames"]) for e in evs if e["kind"] == "tcp"]
+    assert ("zero window (window 0 bytes)", [21]) in tcp
+    assert ("zero-window probe", [22]) in tcp and ("zero-window probe (2 packets)", [24, 25]) in tcp
+    evs = events(str(CAPTURES / "real_injected_reset.pcap"), "--session", "0")
+    assert any(e["kind"] == "control" and e["frames"] == [12]
+               and e["text"] == "RST (TTL 64; the sender's other packets: 63)" for e in evs)
+    evs = events(str(CAPTURES / "real_icmp_unreachable.pcap"), "--session", "0")
+    icmp = [e for e in evs if e["kind"] == "icmp"]
+    assert len(icmp) == 17 and icmp[0]["frames"] == [11]
+    assert icmp[0]["text"] == "ICMP destination unreachable (host unreachable) from 192.0.2.1"
+    evs = events(str(CAPTURES / "real_smtp_554_rcpt.pcap"), "--session", "0")
+    assert "554 5.7.1 <rcpt@example.org>: Relay access denied (to RCPT)" in [e["text"] for e in evs]
+
+
+def test_plot_draws_the_new_evidence(tmp_path):
+    s, doc = one_session([str(CAPTURES / "real_zero_window_stall.pcap")], Options(), 0)
+    drawn = plot(s, doc, str(tmp_path / "z.png"))
+    assert drawn["client_to_server"]["zero_windows"] == 1 and drawn["client_to_server"]["probes"] == 4
+    s, doc = one_session([str(CAPTURES / "real_icmp_unreachable.pcap")], Options(), 0)
+    assert plot(s, doc, str(tmp_path / "i.png"))["client_to_server"]["icmp"] == 17
+    s, doc = one_session([str(CAPTURES / "gen_keepalive_answered.pcap")], Options(), 0)
+    assert plot(s, doc, str(tmp_path / "k.png"))["client_to_server"]["keepalives"] == 3
