@@ -100,6 +100,7 @@ SEGMENT_FIELDS = (
     "ipid",       # IPv4 identification (-1: IPv6)
     "opts",       # TCP option kinds present (OPT_* bits)
     "tsval", "tsecr",   # TCP timestamps option (-1: none)
+    "tunnel",     # index into the batch's ``tunnels`` (-1: not tunnelled)
     # filled by the compiled decoder only (``SegmentBatch.hints``), for the fast lane's
     # SMTP body counting without reading payloads again: 1 if the payload holds
     # CRLF.CRLF, and its first and last 4 bytes (big-endian, payloads of 4 bytes or more)
@@ -107,7 +108,7 @@ SEGMENT_FIELDS = (
 )
 SEGMENT = np.dtype([(name, np.int64) for name in SEGMENT_FIELDS])
 # What a segment's optional fields hold when nothing was decoded for them.
-SEGMENT_DEFAULTS = {"wscale": -1, "ipid": -1, "tsval": -1, "tsecr": -1}
+SEGMENT_DEFAULTS = {"wscale": -1, "ipid": -1, "tsval": -1, "tsecr": -1, "tunnel": -1}
 
 
 class Segment(NamedTuple):
@@ -131,6 +132,7 @@ class Segment(NamedTuple):
     opts: int
     tsval: int
     tsecr: int
+    tunnel: int
     body_end: int
     head: int
     tail: int
@@ -161,19 +163,35 @@ class IcmpError(NamedTuple):
     type: int = 0
     code: int = 0
     mtu: int = 0        # the next hop's MTU, for "fragmentation needed" / "packet too big"
+    numbered: bool = False   # quotes enough of the TCP header (16 bytes) for Wireshark to
+    #                          give its conversation a tcp.stream, as pushscan a session
+
+
+class TunnelInfo(NamedTuple):
+    """What a segment came through: the layers (``decode.layers.Tunnel`` bits), the
+    innermost tunnel's id (VNI, key, label, TEID, session; -1 none), the outermost
+    tunnel's IP version and addresses as text (empty for tunnels of the link layer only)."""
+
+    kinds: int
+    id: int
+    outer_version: int
+    outer_src: str
+    outer_dst: str
 
 
 @dataclass(slots=True)
 class SegmentBatch:
     """TCP segments in capture order: ``seg`` (``SEGMENT`` records), the bytes their
     payloads point into (``data``), the flows they belong to, and the ICMP errors seen
-    among them. ``hints``: the compiled decoder filled ``body_end``, ``head``, ``tail``."""
+    among them, and the tunnels they came through (``Segment.tunnel``). ``hints``: the
+    compiled decoder filled ``body_end``, ``head``, ``tail``."""
 
     seg: np.ndarray = field(default_factory=lambda: segments(0))
     data: Any = b""
     flows: list[FlowKey] = field(default_factory=list)
     icmp: list[IcmpError] = field(default_factory=list)
     hints: bool = False
+    tunnels: list[TunnelInfo] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.seg)
@@ -201,3 +219,6 @@ class DecodeStats:
     unsupported_link: int = 0
     snaplen_cut: int = 0
     icmp_errors: int = 0
+    wlan_control: int = 0        # 802.11 management, control and null-data frames
+    wlan_protected: int = 0      # 802.11 data frames encrypted
+    tunneled: int = 0            # TCP segments that came through a tunnel

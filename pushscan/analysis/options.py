@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 from ..errors import UsageError
 from ..smtp import SMTP_PORTS
-from ..sources.engines import ENGINES, TSHARK_MISSING, tshark_available
+from ..sources.engines import ENGINES
+from ..sources.tshark_engine import TSHARK_MISSING, tshark_available
 
 
 @dataclass

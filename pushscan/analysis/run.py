@@ -252,7 +252,9 @@ class Analysis:
                               "not_tcp": stats.not_tcp, "fragments": stats.fragments,
                               "malformed": stats.malformed,
                               "unsupported_link_type": stats.unsupported_link,
-                              "snaplen_cut": stats.snaplen_cut, "icmp_errors": stats.icmp_errors}
+                              "snaplen_cut": stats.snaplen_cut, "icmp_errors": stats.icmp_errors,
+                              "wlan_control": stats.wlan_control,
+                              "wlan_protected": stats.wlan_protected, "tunneled": stats.tunneled}
         (self.lane or tracker).finish()
         self._release(force=True)
         return {

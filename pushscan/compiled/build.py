@@ -43,7 +43,8 @@ import numpy as np
 
 
 # The modules holding marked functions, and the entry points called from Python.
-MODULES = ("pushscan.sources.scan_kernel", "pushscan.decode.kernel", "pushscan.tcp.kernel")
+MODULES = ("pushscan.sources.scan_kernel", "pushscan.decode.peel", "pushscan.decode.kernel",
+           "pushscan.tcp.kernel")
 ENTRIES = {"scan": ("pushscan.sources.scan_kernel", "kernel"),
            "scan_epb": ("pushscan.sources.scan_kernel", "epb_kernel"),
            "decode": ("pushscan.decode.kernel", "_kernel"),
@@ -70,6 +71,7 @@ def signatures() -> dict[str, Any]:
     from_dtype: Any = numba.from_dtype
 
     from ..decode.kernel import ICMP_AT, STATS
+    from ..decode.peel import TUNNELED
     from ..model import SEGMENT
     from ..tcp.layout import BUFFERS, CONTROL, EVENT, ROW
     i8, u8, b = t.int64, t.uint8, t.boolean
@@ -86,7 +88,8 @@ def signatures() -> dict[str, Any]:
         "scan": t.Tuple((i8, i8, b))(buf, i8, b, i8, a1, a1, a1, a1, a1),
         "scan_epb": t.UniTuple(i8, 2)(buf, i8, b, i8, i8, a1, a1, a1, a1, a1),
         "decode": t.UniTuple(i8, 3)(buf, a1, a1, a1, a1, i8, rec(SEGMENT), arr(t.uint64, 2),
-                                    a1, rec(ICMP_AT), rec(STATS), arr(t.uint64, 1)),
+                                    a1, rec(ICMP_AT), rec(STATS), arr(t.uint64, 1),
+                                    rec(TUNNELED), rec(TUNNELED)),
         "track": t.UniTuple(i8, 3)(rec(ROW), rec(BUFFERS), arr(u8, 3), rec(EVENT), rec(CONTROL),
                                    a1, rec(SEGMENT), buf, b, a1, a1, i8, a1, a1, a1, a1),
     }
@@ -97,12 +100,19 @@ def jit_modules() -> None:
     """Replace every marked function of ``MODULES`` by its numba dispatcher (before any
     is called: numba reads a callee from its module when it compiles the caller)."""
     import numba
+    from numba.core.dispatcher import Dispatcher
+
+    made: dict[int, Any] = {}          # one dispatcher per function, whichever module names it
     for name in MODULES:
         mod = importlib.import_module(name)
         for attr, f in list(vars(mod).items()):
+            if isinstance(f, Dispatcher):
+                continue               # (imported from a module already compiled)
             options = getattr(f, "_numba_options", None)
             if options is not None and callable(f):
-                setattr(mod, attr, numba.njit(**options)(f))
+                if id(f) not in made:
+                    made[id(f)] = numba.njit(**options)(f)
+                setattr(mod, attr, made[id(f)])
 
 
 def _jit() -> Optional[Kernels]:

@@ -24,7 +24,10 @@ def icmp_text(version: int, code: int, kind: int = -1, mtu: int = 0) -> str:
     return f"ICMP{'v6' if version == 6 else ''} destination unreachable ({what})"
 
 
-FRAG_NEEDED = {(4, 3, 4), (6, 2, 0)}   # (IP version, type, code): the path's MTU is smaller
+FRAG_NEEDED = {(4, 3, 4), (6, 2, 0)}
+# Bytes of a quoted TCP header from which Wireshark (4.0) dissects it far enough to give
+# its conversation a tcp.stream: the ports, both sequence numbers, offset, flags, window.
+NUMBERED_QUOTE = 16   # (IP version, type, code): the path's MTU is smaller
 
 
 def icmp_origin(data: bytes, l3: int, ver: int) -> str:
@@ -63,4 +66,5 @@ def icmp_error(data: bytes, p: int, end: int, ver: int, frame: int, ts: int,
     dport = int.from_bytes(data[t + 2:t + 4], "big")
     key, d = flow_key(ver, src, sport, dst, dport)
     return IcmpError(frame, ts, key, d, icmp_text(ver, code, typ, mtu),
-                     icmp_origin(data, l3, ver) if l3 >= 0 else "", typ, code, mtu)
+                     icmp_origin(data, l3, ver) if l3 >= 0 else "", typ, code, mtu,
+                     end - t >= NUMBERED_QUOTE)

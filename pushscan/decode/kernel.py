@@ -15,60 +15,15 @@ import numpy as np
 
 from ..compiled.marker import Array, Record, compiled
 from ..model import OPT_OTHER
-from .layers import (BSD_AF_INET6, ET_IPV4, ET_IPV6, FLOW_MIX, IPV6_EXT, LT_ETHERNET, LT_IPV4, LT_IPV6, LT_LOOP,
-                     LT_NULL, LT_RAW, LT_RAW_ALIASES, LT_SLL, LT_SLL2, SUPPORTED, VLAN_TPIDS)
-
-RAW_IP = (LT_RAW, LT_IPV4, LT_IPV6) + LT_RAW_ALIASES
+from .layers import FLOW_MIX, IPV6_EXT, Skip
+from .peel import among, peel, u8 as _u8, u16 as _u16, u32 as _u32, u64 as _u64
 
 # What the kernel counts (the ``DecodeStats`` fields of the same names), and where it
 # lists the ICMP packets it leaves to Python.
 STATS = np.dtype([(name, np.int64) for name in (
     "not_ip", "not_tcp", "fragments", "malformed", "unsupported_link", "snaplen_cut",
-    "tcp_segments")])
+    "tcp_segments", "wlan_control", "wlan_protected", "tunneled")])
 ICMP_AT = np.dtype([("index", np.int64), ("l3", np.int64), ("l4", np.int64), ("ipver", np.int64)])
-
-
-@compiled()
-def _u8(a: Array, i: int) -> int:  # pragma: no cover - compiled
-    return np.int64(a[i]) if 0 <= i < a.shape[0] else np.int64(0)
-
-
-@compiled()
-def _u16(a: Array, i: int) -> int:  # pragma: no cover - compiled
-    return (_u8(a, i) << 8) | _u8(a, i + 1)
-
-
-@compiled()
-def _u32(a: Array, i: int) -> int:  # pragma: no cover - compiled
-    return (_u16(a, i) << 16) | _u16(a, i + 2)
-
-
-@compiled()
-def _u64(a: Array, i: int) -> int:  # pragma: no cover - compiled
-    return (np.uint64(_u32(a, i)) << np.uint64(32)) | np.uint64(_u32(a, i + 4))
-
-
-@compiled(inline="always")
-def _among(v: int, values: tuple[int, ...]) -> bool:  # pragma: no cover - compiled
-    for x in values:
-        if v == x:
-            return True
-    return False
-
-
-@compiled(inline="always")
-def _vlan(et: int) -> bool:  # pragma: no cover - compiled
-    return _among(et, VLAN_TPIDS)
-
-
-@compiled(inline="always")
-def _af_inet6(af: int) -> bool:  # pragma: no cover - compiled
-    return _among(af, BSD_AF_INET6)
-
-
-@compiled(inline="always")
-def _raw_ip(t: int) -> bool:  # pragma: no cover - compiled
-    return _among(t, RAW_IP)
 
 
 @compiled()
@@ -119,12 +74,14 @@ def _options(a: Array, p: Record, end: int, out: Record) -> None:  # pragma: no 
 @compiled()
 def _kernel(
         a: Array, off: Array, cap: Array, lt: Array, ts: Array, frame0: int, seg: Array,
-        keys: Array, table: Array, icmp: Array, st: Array, kc: Array) -> tuple[int, int, int]:  # pragma: no cover
+        keys: Array, table: Array, icmp: Array, st: Array, kc: Array, tn: Array,
+        tseg: Array) -> tuple[int, int, int]:  # pragma: no cover
     """Decode packets; returns (segments, flows, icmp packets). ``seg`` gets the
     segments (``SEGMENT`` records, hints included), ``keys`` the flows' key columns,
     ``icmp`` where the ICMP packets are (for Python), ``st`` the counts (``STATS``);
-    ``kc`` is scratch space for a flow key (compiled without reference counting, as
-    tcp/kernel.py explains, the kernel allocates nothing)."""
+    ``kc`` is scratch space for a flow key and ``tn`` for what ``peel`` finds (compiled
+    without reference counting, as tcp/kernel.py explains, the kernel allocates
+    nothing); ``tseg`` gets each segment's ``TUNNELED`` record."""
     n = off.shape[0]
     mask = table.shape[0] - 1
     table[:] = -1
@@ -135,48 +92,27 @@ def _kernel(
     for k in range(n):
         o = off[k]
         end = o + cap[k]
-        t = lt[k]
-        et = 0
-        l3 = o
-        supported = _among(t, SUPPORTED)
-        if t == LT_ETHERNET:
-            et = _u16(a, o + 12) if cap[k] >= 14 else 0
-            l3 = o + 14
-            for _ in range(3):
-                if _vlan(et) and l3 + 4 <= end:
-                    et = _u16(a, l3 + 2)
-                    l3 += 4
-                else:
-                    break
-        elif t == LT_SLL:
-            et = _u16(a, o + 14) if cap[k] >= 16 else 0
-            l3 = o + 16
-        elif t == LT_SLL2:
-            et = _u16(a, o) if cap[k] >= 20 else 0
-            l3 = o + 20
-        elif t == LT_NULL or t == LT_LOOP:
-            le = _u8(a, o) | (_u8(a, o + 1) << 8) | (_u8(a, o + 2) << 16) | (_u8(a, o + 3) << 24)
-            be = _u32(a, o)
-            af = be if t == LT_LOOP else (le if le < 256 else be)
-            if cap[k] < 4:
-                et = 0
-            elif af == 2:
-                et = ET_IPV4
-            elif _af_inet6(af):
-                et = ET_IPV6
-            else:
-                et = 0
-            l3 = o + 4
-        elif _raw_ip(t):
-            ver = _u8(a, o) >> 4
-            et = 0 if cap[k] < 1 else (ET_IPV4 if ver == 4 else (ET_IPV6 if ver == 6 else 0))
-        if not supported:
+        t = tn[0]
+        t.kinds = 0
+        t.id = -1
+        t.outer_version = 0
+        t.skip = 0
+        t.end = end
+        ver, l3 = peel(a, o, end, lt[k], t)
+        end = t.end
+        if t.skip == Skip.UNSUPPORTED_LINK:
             st[0].unsupported_link += 1
-        v4 = et == ET_IPV4 and l3 + 20 <= end
-        v6 = et == ET_IPV6 and l3 + 40 <= end
+            continue
+        if t.skip == Skip.WLAN_CONTROL:
+            st[0].wlan_control += 1
+            continue
+        if t.skip == Skip.WLAN_PROTECTED:
+            st[0].wlan_protected += 1
+            continue
+        v4 = ver == 4 and l3 + 20 <= end
+        v6 = ver == 6 and l3 + 40 <= end
         if not (v4 or v6):
-            if supported:
-                st[0].not_ip += 1
+            st[0].not_ip += 1
             continue
         if v4 and (_u8(a, l3) >> 4) != 4:
             continue
@@ -213,10 +149,12 @@ def _kernel(
             plen6 = _u16(a, l3 + 4)
             nh = _u8(a, l3 + 6)
             p = l3 + 40
+            if plen6 == 0 and nh == 0 and _u8(a, p + 2) == 0xC2 and _u8(a, p + 3) == 4:
+                plen6 = _u32(a, p + 4)       # a jumbogram (RFC 2675)
             rem = plen6
             for _ in range(8):
                 ok8 = p + 8 <= end
-                ext = _among(nh, IPV6_EXT) and ok8
+                ext = among(nh, IPV6_EXT) and ok8
                 f44 = nh == 44 and ok8
                 ah = nh == 51 and ok8
                 if not (ext or f44 or ah):
@@ -328,5 +266,16 @@ def _kernel(
         else:
             out.head = 0
             out.tail = 0
+        out.tunnel = -1              # (indices are given by Python, from tseg)
+        u = tseg[nseg]
+        u.kinds = t.kinds
+        if t.kinds:
+            st[0].tunneled += 1
+            u.id = t.id
+            u.outer_version = t.outer_version
+            u.src_hi = t.src_hi
+            u.src_lo = t.src_lo
+            u.dst_hi = t.dst_hi
+            u.dst_lo = t.dst_lo
         nseg += 1
     return nseg, nflow, nicmp

@@ -8,12 +8,17 @@ The compiled decoder (``kernel.py``) gives the same batches.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..model import OPT_TIMESTAMP, DecodeStats, FlowKey, RawBatch, SegmentBatch, segments
+from .peel import TUNNELED, peel, tunnel_index
 from .icmp import icmp_error
-from .layers import (BSD_AF_INET6, ET_IPV4, ET_IPV6, FLOW_MIX, IPV6_EXT, LT_ETHERNET, LT_IPV4, LT_IPV6, LT_LOOP,
-                     LT_NULL, LT_RAW, LT_RAW_ALIASES, LT_SLL, LT_SLL2, SUPPORTED, VLAN_TPIDS)
+from .layers import (BSD_AF_INET6, ET_IPV4, ET_IPV6, FLOW_MIX, IP_GRE, IP_IN_IP, IP_UDP, IPV6_EXT,
+                     IPV6_IN_IP, LT_ETHERNET, LT_LOOP, LT_NULL, LT_SLL, LT_SLL2, RAW_IP, UDP_GENEVE,
+                     UDP_GTPU, UDP_TEREDO, UDP_VXLAN, VLAN_TPIDS, ET_MPLS, ET_MPLS_MULTICAST,
+                     ET_PPPOE_SESSION, ET_TEB, Skip)
 from .options import tcp_options
 
 PAD = bytes(64)
@@ -73,6 +78,44 @@ class _Buf:
         return np.ascontiguousarray(self.a[i[:, None] + np.arange(8)]).view(">u8").ravel()
 
 
+PLAIN_LINKS = (LT_ETHERNET, LT_SLL, LT_SLL2, LT_NULL, LT_LOOP) + RAW_IP
+PEELED_ETHERTYPES = VLAN_TPIDS + (ET_MPLS, ET_MPLS_MULTICAST, ET_PPPOE_SESSION, ET_TEB)
+TUNNEL_PROTOS = (IP_IN_IP, IPV6_IN_IP, IP_GRE)
+UDP_TUNNEL_PORTS = (UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO)
+
+
+def _peel_the_rest(raw: RawBatch, b: "_Buf", et: np.ndarray, l3: np.ndarray, end: np.ndarray,
+                   skip: np.ndarray) -> Optional[np.ndarray]:
+    """Peel the frames the column code above does not take (their ``et``, ``l3`` and
+    ``end`` are set in place, ``skip`` says why a frame has no IP); their ``TUNNELED``
+    records, or None when no frame needed peeling."""
+    lt = raw.linktype
+    ip4 = (et == ET_IPV4) & (l3 + 20 <= end)
+    ip6 = (et == ET_IPV6) & (l3 + 40 <= end)
+    proto = np.where(ip4, b.u8(l3 + 9), np.where(ip6, b.u8(l3 + 6), -1))
+    l4 = np.where(ip4, l3 + (b.u8(l3) & 15) * 4, l3 + 40)
+    udp = (proto == IP_UDP) & (np.isin(b.u16(l4 + 2), UDP_TUNNEL_PORTS) | (b.u16(l4) == UDP_TEREDO)
+                               | (b.u16(l4) == UDP_GTPU))
+    odd = ~np.isin(lt, PLAIN_LINKS) | np.isin(et, PEELED_ETHERTYPES) | np.isin(proto, TUNNEL_PROTOS) \
+        | udp | (ip6 & np.isin(proto, IPV6_EXT))
+    todo = np.flatnonzero(odd)
+    if not len(todo):
+        return None
+    tunneled = np.zeros(len(et), dtype=TUNNELED)
+    tunneled["id"] = -1
+    records = tunneled.view(np.recarray)     # (records with attributes, as numba's)
+    a = b.a
+    for k in todo.tolist():
+        rec = records[k]
+        rec.end = end[k]
+        ver, at = peel(a, int(raw.off[k]), int(end[k]), int(lt[k]), rec)
+        et[k] = ET_IPV4 if ver == 4 else ET_IPV6 if ver == 6 else 0
+        l3[k] = at
+        end[k] = rec.end
+        skip[k] = rec.skip
+    return tunneled
+
+
 def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     """Decode a batch. Frame numbers are ``frame0 + 1 + index`` (1-based)."""
     n = len(raw)
@@ -109,16 +152,22 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
         et[m] = np.where(cap[m] < 4, 0, np.where(af == 2, ET_IPV4,
                          np.where(np.isin(af, BSD_AF_INET6), ET_IPV6, 0)))
         l3[m] = off[m] + 4
-    m = np.isin(lt, (LT_RAW, LT_IPV4, LT_IPV6) + LT_RAW_ALIASES)
+    m = np.isin(lt, RAW_IP)
     if m.any():
         ver = b.u8(off[m]) >> 4
         et[m] = np.where(cap[m] < 1, 0, np.where(ver == 4, ET_IPV4, np.where(ver == 6, ET_IPV6, 0)))
-    unsupported = ~np.isin(lt, list(SUPPORTED))
+    # Frames that are not plain IP over these link layers (other link types, MPLS, PPPoE,
+    # more VLAN tags, IP that carries a tunnel) are peeled one by one (``peel.peel``).
+    skip = np.zeros(n, dtype=np.int64)
+    tunneled = _peel_the_rest(raw, b, et, l3, end, skip)
+    unsupported = skip == Skip.UNSUPPORTED_LINK
     stats.unsupported_link += int(unsupported.sum())
+    stats.wlan_control += int((skip == Skip.WLAN_CONTROL).sum())
+    stats.wlan_protected += int((skip == Skip.WLAN_PROTECTED).sum())
 
     v4 = (et == ET_IPV4) & (l3 + 20 <= end)
     v6 = (et == ET_IPV6) & (l3 + 40 <= end)
-    stats.not_ip += int((~(v4 | v6) & ~unsupported).sum())
+    stats.not_ip += int((~(v4 | v6) & (skip <= Skip.NOT_IP)).sum())
     v4 &= (b.u8(l3) >> 4) == 4
     v6 &= (b.u8(l3) >> 4) == 6
 
@@ -156,6 +205,10 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
         plen6 = b.u16(i + 4)
         nh = b.u8(i + 6)
         p = i + 40
+        # a jumbogram (RFC 2675, "BIG TCP"): payload length 0, the real one in the
+        # hop-by-hop header's Jumbo Payload option
+        jumbo = (plen6 == 0) & (nh == 0) & (b.u8(p + 2) == 0xC2) & (b.u8(p + 3) == 4)
+        plen6 = np.where(jumbo, b.u32(p + 4), plen6)
         rem = plen6.copy()
         fr = np.zeros(len(i), dtype=bool)
         e6 = end[v6]
@@ -201,6 +254,8 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
             if err is not None:
                 stats.icmp_errors += 1
                 batch.icmp.append(err)
+            else:                           # an echo, an error about UDP, ...
+                stats.not_tcp += 1
     if len(sel) == 0:
         return batch
 
@@ -225,6 +280,9 @@ def decode(raw: RawBatch, frame0: int, stats: DecodeStats) -> SegmentBatch:
     i3 = l3[sel]
     v4sel = ver == 4
     seg = segments(len(sel))
+    if tunneled is not None:
+        seg["tunnel"], batch.tunnels = tunnel_index(tunneled[sel])
+        stats.tunneled += int((seg["tunnel"] >= 0).sum())
     seg["frame"] = sel + (frame0 + 1)
     seg["ts"] = raw.ts[sel]
     seg["flow"] = inv

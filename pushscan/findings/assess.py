@@ -7,7 +7,7 @@ or ``ok``. Where the evidence is thin the message says so, and implies nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from ..decode.icmp import FRAG_NEEDED
 from ..model import ACK, OPT_TIMESTAMP
@@ -95,6 +95,7 @@ class _Assessment:
         self.findings: list[dict[str, Any]] = []
         self.implied: list[Optional[Verdict]] = []
         self.notes: list[str] = []
+        self.incomplete: list[str] = []     # why the verdict is incomplete (codes)
         self.smtp: Any = s.app if s.app is not None and hasattr(s.app, "error_replies") else None
         self.codes: set[Code] = set()
 
@@ -126,7 +127,39 @@ class _Assessment:
         if verdict is None:
             verdict = Verdict.INCOMPLETE if s.close is Close.OPEN or s.handshake is Handshake.NONE \
                 else Verdict.OK
+        if verdict is Verdict.INCOMPLETE:
+            self.why_incomplete()
         return self.findings, verdict, self.notes
+
+    def why_incomplete(self) -> None:
+        """Say why the capture does not hold the session whole (a note per reason, and
+        ``incomplete`` in the session's JSON)."""
+        s = self.s
+        why = self.incomplete
+        if not s.dirs[0].packets and not s.dirs[1].packets:
+            e = s.icmp[0] if s.icmp else None
+            why.append("icmp_only")
+            self.notes.append(
+                "incomplete: seen only in an ICMP error" + (
+                    f" (frame {e.frame}{' from ' + e.origin if e.origin else ''}: {e.text})" if e else "")
+                + "; none of its own packets are in the capture (another path, or a capture filter)")
+            return
+        if Code.ONE_SIDED in self.codes:
+            why.append("one_sided")
+        if s.handshake is Handshake.NONE:
+            why.append("started_before_capture")
+            self.notes.append(f"incomplete: no handshake in the capture: the session began before "
+                              f"it (first packet frame {s.first_frame})")
+        elif s.handshake is Handshake.PARTIAL and not s.syn_seen:
+            why.append("started_before_capture")
+            self.notes.append(f"incomplete: the client's SYN is not in the capture (first packet "
+                              f"frame {s.first_frame})")
+        if s.close is Close.OPEN:
+            why.append("open_at_capture_end")
+            after = s.seen_until - s.end
+            self.notes.append(f"incomplete: still open when the capture ended (last packet frame "
+                              f"{s.last_frame}" + (f", {_secs(after):g} s before the capture's end"
+                                                   if after >= NS else "") + ")")
 
     # -- the capture's view ------------------------------------------------------------
     def one_sided(self) -> None:
@@ -401,7 +434,10 @@ class _Assessment:
         s = self.s
         if Code.NO_ANSWER in self.codes or not s.icmp:
             return
+        # after the SYN-ACK (before it, no answer is what the SYN's findings say) and before
+        # the session closed (a late error about a finished session harms nothing)
         during = [e for e in s.icmp if s.synack_ts >= 0 and e.ts >= s.synack_ts
+                  and (not s.closed or e.ts <= s.close_ts)
                   and (e.flow[0], e.type, e.code) not in FRAG_NEEDED]
         if not during:
             return
@@ -542,13 +578,22 @@ def _implicit_tls(app: Any) -> bool:
     return bool(app.tls) and not app.verbs and app.greeting is None
 
 
-def assess(s: Session) -> tuple[list[dict[str, Any]], Verdict, list[str]]:
-    """Findings, verdict and notes for an ended session."""
-    return _Assessment(s).run()
+class Assessed(NamedTuple):
+    findings: list[dict[str, Any]]
+    verdict: Verdict
+    notes: list[str]
+    incomplete: list[str]      # for an incomplete verdict, why (codes: see README)
+
+
+def assess(s: Session) -> Assessed:
+    """Findings, verdict, notes (and why incomplete) for an ended session."""
+    a = _Assessment(s)
+    findings, verdict, notes = a.run()
+    return Assessed(findings, verdict, notes, a.incomplete)
 
 
 def remedy(verdict: Verdict) -> Optional[str]:
     return REMEDY.get(verdict)
 
 
-__all__ = ["EVIDENCE_NS", "NS", "assess", "direction_name", "remedy", "rtt_ns", "side_name"]
+__all__ = ["EVIDENCE_NS", "NS", "Assessed", "assess", "direction_name", "remedy", "rtt_ns", "side_name"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..decode.layers import tunnel_kind
 from ..findings import NS, assess, direction_name, remedy, rtt_ns
 from ..model import (OPT_MSS, OPT_OTHER, OPT_SACK, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE,
                      endpoint_ip)
@@ -48,6 +49,16 @@ def ip_id_behaviour(dd: Direction) -> Optional[str]:
     return "counter" if dd.ipid_inc >= 0.8 * (nonzero - 1) else "random"
 
 
+def tunnel_document(s: Session) -> Optional[dict[str, Any]]:
+    """The tunnel a session's packets came through (its first packet's), if any."""
+    t = s.tunnel
+    if t is None:
+        return None
+    return {"kind": tunnel_kind(t.kinds, t.outer_version, s.key[0]),
+            "outer": {"src": t.outer_src, "dst": t.outer_dst} if t.outer_version else None,
+            "id": t.id if t.id >= 0 else None}
+
+
 def _zero_window(ep: Any) -> dict[str, Any]:
     return {"start_frame": ep.start_frame, "end_frame": ep.end_frame,
             "duration_seconds": round((ep.end_ts - ep.start_ts) / NS, 6) if ep.end_ts is not None else None,
@@ -90,7 +101,7 @@ def _direction(s: Session, d: int) -> dict[str, Any]:
 
 def session_document(s: Session, files: list[str]) -> dict[str, Any]:
     """The JSON form of an ended session (schema 1)."""
-    findings, verdict, notes = assess(s)
+    findings, verdict, notes, incomplete = assess(s)
     c, sv = s.client_dir, s.client_dir ^ 1
     smtp = s.app.to_dict() if isinstance(s.app, SmtpDialogue) else None
     return {
@@ -108,12 +119,14 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
         "outgoing": direction_name(s, s.out_dir),
         "directions": {"client_to_server": _direction(s, c), "server_to_client": _direction(s, sv)},
         "rtt_seconds": round(rtt / NS, 6) if (rtt := rtt_ns(s)) is not None else None,
+        "tunnel": tunnel_document(s),
         "icmp_errors": [{"frame": e.frame, "from": e.origin, "type": e.type, "code": e.code,
                          "text": e.text} for e in s.icmp],
         "smtp": smtp,
         "findings": findings,
         "verdict": verdict._value_,
         "remedy": remedy(verdict),
+        "incomplete": incomplete or None,
         "notes": notes,
     }
 

@@ -172,12 +172,13 @@ class Sniffer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._cap: Any = None
-        from .engines import SegmentBuilder
+        from .builder import SegmentBuilder
         self._out = SegmentBuilder()
         self._last_ts = 0
 
     def _add(self, pkt: Any) -> None:
-        from .engines import scapy_segments, tshark_segments
+        from .scapy_engine import scapy_segments
+        from .tshark_engine import tshark_segments
         with self._lock:
             self.packets += 1
             if self.kind == "scapy":
@@ -208,12 +209,11 @@ class Sniffer:
                     or CaptureError(f"{self.prog} failed: {lines[-1] if lines else type(exc).__name__}")
 
     def _run_scapy(self) -> None:
-        import scapy.layers.inet  # noqa: F401 - registers the layers
-        import scapy.layers.inet6  # noqa: F401
-        import scapy.layers.l2  # noqa: F401
         from scapy.sendrecv import AsyncSniffer
         from scapy.utils import PcapWriter
 
+        from .scapy_engine import load_layers
+        load_layers()
         writer = PcapWriter(self.write, sync=True) if self.write else None
 
         def prn(pkt: Any) -> None:
@@ -240,13 +240,12 @@ class Sniffer:
         import asyncio
 
         import pyshark
+
+        from .tshark_engine import PARAMETERS, PREFERENCES
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._cap = pyshark.LiveCapture(
-            interface=self.ifaces, bpf_filter=self.bpf, use_json=True, include_raw=False,
-            output_file=self.write,
-            custom_parameters=["-l", "-j", "frame ip ipv6 tcp icmp icmpv6", "--disable-protocol", "smtp"],
-            override_prefs={"tcp.desegment_tcp_streams": "FALSE", "tcp.analyze_sequence_numbers": "FALSE",
-                            "tcp.relative_sequence_numbers": "FALSE"})
+            interface=self.ifaces, bpf_filter=self.bpf, use_json=False, include_raw=False,
+            output_file=self.write, custom_parameters=["-l", *PARAMETERS], override_prefs=PREFERENCES)
         try:
             for pkt in self._cap.sniff_continuously(packet_count=self.count or None):
                 self._add(pkt)

@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..compiled import kernels
-from ..model import ACK, PSH, FlowKey, Segment, SegmentBatch
+from ..model import ACK, PSH, FlowKey, Segment, SegmentBatch, TunnelInfo
 from ..seq import unwrap
 from ..smtp.dialogue import ClientState, SmtpDialogue
 from .kernel import VERB_BODY
@@ -483,6 +483,10 @@ class FastLane:
         self.slows = np.zeros(len(flows), dtype=np.int64)
         C = self.C[0]
         with t.batch_scope():               # ids by first frame; endings after
+            for fi, s in t.icmp_sessions(batch, file_index):
+                if fi >= 0:
+                    current[fi] = s
+                    fslot[fi] = self.load(s)
             left = np.empty(0, dtype=np.int64)
             pos = 0
             while pos < n or len(left):
@@ -500,7 +504,7 @@ class FastLane:
                 for i in rec[:nr].tolist():
                     self._record(P, i, fslot, data)
                 for i in slow[:ns].tolist():
-                    self._slow(flows, P, i, fslot, current, data, file_index)
+                    self._slow(flows, P, i, fslot, current, data, file_index, batch.tunnels)
                 self.packets += len(todo) - no - ns
                 left = out[:no].copy()
             for r in np.flatnonzero(self.F[:, IX.closed]).tolist():   # closed: rows are few
@@ -538,7 +542,8 @@ class FastLane:
         return need[0], need[1]
 
     def _slow(self, flows: list[FlowKey], P: np.ndarray, i: int, fslot: np.ndarray,
-              current: list[Optional[Session]], data: Any, file_index: int) -> None:
+              current: list[Optional[Session]], data: Any, file_index: int,
+              tunnels: list[TunnelInfo]) -> None:
         """Packet i through the reference code. A flow that keeps needing it stays with
         it for the rest of the batch, so that one odd session cannot multiply the
         kernel's rounds."""
@@ -560,7 +565,7 @@ class FastLane:
                 before.append((dd.window, len(dd.window)))
         s2 = current[fi] = self.t.step(
             flows[fi], seg, data[seg.pay_off:seg.pay_off + seg.pay_len] if seg.plen else b"",
-            file_index)
+            file_index, tunnels[seg.tunnel] if seg.tunnel >= 0 else None)
         if held and s in self.row_of:
             assert s is not None
             keep = (s.dirs[0].window is before[0][0] and len(s.dirs[0].window) == before[0][1],

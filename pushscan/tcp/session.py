@@ -260,7 +260,7 @@ class Session:
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
                  "file_index", "smtp_port", "syn_frames", "seen_until", "evicted", "trace",
                  "syn_ts", "synack_ts", "hs_ack_ts", "last_gap", "after_reset",
-                 "after_reset_frame", "gave_up", "late_frame")
+                 "after_reset_frame", "gave_up", "late_frame", "tunnel")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -304,6 +304,7 @@ class Session:
         self.after_reset_frame = 0
         self.gave_up: Optional[GiveUp] = None   # the outgoing side closed while waiting
         self.late_frame = 0        # the peer's data after that, if any came
+        self.tunnel: Any = None    # the TunnelInfo its first packet came through, if any
 
     @property
     def handshake(self) -> Handshake:

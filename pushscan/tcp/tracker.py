@@ -4,8 +4,8 @@ Guarantees:
 - every session the tracker creates ends exactly once, through ``on_end``: after its
   close (both FINs, or a RST) once ``linger`` of capture time has passed, when a new SYN
   reuses its 4-tuple, when evicted as idle (``expire``), or at ``finish``;
-- session ids are numbered 0, 1, ... in order of first packet over all TCP sessions, as
-  Wireshark numbers ``tcp.stream``;
+- session ids are numbered 0, 1, ... in order of first packet over all TCP sessions (or
+  of the ICMP error that quoted a conversation first), as Wireshark numbers ``tcp.stream``;
 - bytes reach the application parser in sequence order, exactly once; bytes that were
   acknowledged but never captured (or cut by the snap length) reach it as a ``gap``,
   never as invented bytes.
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from itertools import starmap
 from typing import Callable, Iterator, Optional, Protocol
 
-from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, Segment, SegmentBatch
+from ..model import ACK, FIN, PSH, RST, SYN, FlowKey, Segment, SegmentBatch, TunnelInfo
 from ..seq import unwrap
 from .session import (FRAMES_KEPT, IPID_STEP, WINDOW_KEEP, Direction, GiveUp, ResetFact, Session, TraceEntry,
                       Turn, UnpushedTurn, ZeroWindow)
@@ -84,12 +84,45 @@ class Tracker:
         current = [self.table.get(k) for k in flows]
         data = batch.data
         step = self._step
-        for seg in starmap(Segment, batch.rows()):
-            fi = seg.flow
-            current[fi] = step(current[fi], flows[fi], seg,
-                               data[seg.pay_off:seg.pay_off + seg.pay_len] if seg.plen else b"",
-                               file_index)
+        tunnels = batch.tunnels
+
+        def steps() -> None:
+            for seg in starmap(Segment, batch.rows()):
+                fi = seg.flow
+                current[fi] = step(current[fi], flows[fi], seg,
+                                   data[seg.pay_off:seg.pay_off + seg.pay_len] if seg.plen else b"",
+                                   file_index, tunnels[seg.tunnel] if seg.tunnel >= 0 else None)
+
+        if any(e.numbered for e in batch.icmp):
+            with self.batch_scope():          # the ICMP errors' sessions get ids in frame order
+                for fi, s in self.icmp_sessions(batch, file_index):
+                    if fi >= 0:
+                        current[fi] = s
+                steps()
+        else:
+            steps()
         self.after_batch(batch)
+
+    def icmp_sessions(self, batch: SegmentBatch, file_index: int = 0) -> list[tuple[int, Session]]:
+        """Sessions for the conversations this batch's ICMP errors quote and no packet
+        showed before them (Wireshark numbers those too: ``tcp.stream``); each with the
+        batch's index of its flow (-1: no segment of it in the batch). Call within a
+        ``batch_scope``, before the batch's segments, so that ids follow frames."""
+        made: list[tuple[int, Session]] = []
+        index: Optional[dict[FlowKey, int]] = None
+        for err in batch.icmp:
+            if not err.numbered or err.flow in self.table:
+                continue
+            if index is None:
+                index = {key: fi for fi, key in enumerate(batch.flows)}
+            fi = index.get(err.flow, -1)
+            if fi >= 0:
+                seg = batch.seg
+                if int(seg["frame"][seg["flow"] == fi][0]) < err.frame:
+                    continue                  # a segment before it makes the session
+            s = self._new(err.flow, err.dir, 0, err.frame, err.ts, file_index)
+            made.append((fi, s))
+        return made
 
     def after_batch(self, batch: SegmentBatch) -> None:
         """Batch-end work: capture time advances, ICMP errors attach, lingering closed
@@ -106,20 +139,22 @@ class Tracker:
         if self.closing:
             self._sweep()
 
-    def step(self, key: FlowKey, seg: Segment, payload: bytes, file_index: int = 0) -> Session:
-        """One packet of flow ``key`` through the reference code; the session it belongs
-        to now (a new one if it started one). The session, if taken out, must have been
-        brought up to date by its holder first."""
-        return self._step(self.table.get(key), key, seg, payload, file_index)
+    def step(self, key: FlowKey, seg: Segment, payload: bytes, file_index: int = 0,
+             tunnel: Optional[TunnelInfo] = None) -> Session:
+        """One packet of flow ``key`` (that came through ``tunnel``, if any) through the
+        reference code; the session it belongs to now (a new one if it started one). The
+        session, if taken out, must have been brought up to date by its holder first."""
+        return self._step(self.table.get(key), key, seg, payload, file_index, tunnel)
 
     def _step(self, s: Optional[Session], key: FlowKey, seg: Segment, payload: bytes,
-              file_index: int) -> Session:
+              file_index: int, tunnel: Optional[TunnelInfo] = None) -> Session:
         """One segment; ``s``: its flow's session as last known (or None)."""
         frame, ts, d, fl = seg.frame, seg.ts, seg.dir, seg.flags
         if s is None or s.ended or (fl & SYN and self._starts_new(s, d, fl, seg.seq)):
             if s is not None and not s.ended:
                 self._end(s)
             s = self._new(key, d, fl, frame, ts, file_index)
+            s.tunnel = tunnel
         prev_frame, prev_gap = s.last_frame, s.last_gap
         gap = s.last_gap = ts - s.end
         s.last_frame = frame

@@ -50,6 +50,7 @@ def compare(path: str) -> int:
                 assert fast.seg["head"].tolist() == heads
                 assert fast.seg["tail"].tolist() == tails
             assert fast.icmp == ref.icmp
+            assert fast.tunnels == ref.tunnels
             assert fast_stats == ref_stats
             frame0 += len(rb)
             segments += len(ref)
@@ -62,7 +63,8 @@ def compare(path: str) -> int:
 
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=lambda p: p.name)
 def test_every_capture_decodes_alike(path):
-    assert compare(str(path)) > 0
+    segments = compare(str(path))
+    assert segments > 0 or path.name == "tun_80211_mgmt_only.pcap"   # no TCP in that one
 
 
 @settings(max_examples=150, deadline=None,
