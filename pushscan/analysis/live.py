@@ -18,7 +18,7 @@ from ..decode import decode, linktype_name
 from ..errors import CaptureDamaged
 from ..model import DecodeStats
 from ..report.document import SCHEMA, Tally, session_document
-from ..smtp import SMTP_PORTS
+from ..smtp import SMTP_PORTS, smtp_of
 from ..sources.capture import CaptureReader
 from ..sources.capture_program import CaptureProcess, Sniffer, Tee, choose_backend
 from ..tcp.session import Session
@@ -69,7 +69,7 @@ class Monitor:
 
     # -- session end --------------------------------------------------------------------
     def _ended(self, s: Session) -> None:
-        doc = session_document(s, [self.name]) if s.app is not None or self.opts.all_tcp else None
+        doc = session_document(s, [self.name]) if smtp_of(s.app) is not None or self.opts.all_tcp else None
         self.tally.ended(s, doc)
         if doc is not None and self.on_session is not None:
             self.on_session(doc)

@@ -17,7 +17,7 @@ from ..decode import linktype_name
 from ..errors import CaptureDamaged, InputError
 from ..model import DecodeStats
 from ..report.document import SCHEMA, Tally, endpoint, session_document
-from ..smtp import IMPLICIT_TLS_PORTS, SmtpDialogue
+from ..smtp import IMPLICIT_TLS_PORTS, SmtpDialogue, smtp_of
 from ..sources.engines import open_engine, open_input
 from ..sources.prefetch import prefetch
 from ..tcp.session import Session
@@ -74,8 +74,8 @@ def make_tracker(opts: Options, on_end: Callable[[Session], None],
             server_port = s.key[6] if s.client_dir == 0 else s.key[3]
             return SmtpDialogue(implicit_tls=server_port in IMPLICIT_TLS_PORTS,
                                 max_line=opts.max_line)
-        if first_server_bytes[:4] in (b"220 ", b"220-"):
-            return SmtpDialogue(max_line=opts.max_line)
+        if first_server_bytes[:4] in (b"220 ", b"220-"):   # SMTP if the client says EHLO
+            return SmtpDialogue(max_line=opts.max_line, by_banner=True)
         return None
 
     return Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
@@ -121,7 +121,7 @@ class Analysis:
         self.lane: Any = None                # the fast lane (tcp.lane.FastLane), once attached
 
     def _ended(self, s: Session) -> None:
-        doc = session_document(s, self.paths) if s.app is not None or self.opts.all_tcp else None
+        doc = session_document(s, self.paths) if smtp_of(s.app) is not None or self.opts.all_tcp else None
         self.tally.ended(s, doc)
         if s.trace is not None:
             self.traced[s.id] = (s, doc or session_document(s, self.paths))

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Optional
 
 from ..decode.icmp import FRAG_NEEDED
 from ..model import ACK, OPT_TIMESTAMP
+from ..smtp import smtp_of
 from ..tcp.session import IPID_STEP, Close, Handshake, ResetFact, Session
 from .codes import (PRECEDENCE, REMEDY, RFC5321_DEFAULT_TIMEOUT_S, RFC5321_TIMEOUT_S, SEVERITY,
                     Code, Verdict)
@@ -96,7 +97,7 @@ class _Assessment:
         self.implied: list[Optional[Verdict]] = []
         self.notes: list[str] = []
         self.incomplete: list[str] = []     # why the verdict is incomplete (codes)
-        self.smtp: Any = s.app if s.app is not None and hasattr(s.app, "error_replies") else None
+        self.smtp: Any = smtp_of(s.app)
         self.codes: set[Code] = set()
 
     def add(self, code: Code, message: str, frames: list[int] | tuple[int, ...],
@@ -569,6 +570,12 @@ class _Assessment:
                 self.notes.append(f"out-of-order data {direction_name(s, d)} outgrew the reassembly "
                                   f"limit (--max-buffer) {s.dirs[d].overflows} time(s); the missing "
                                   "bytes were given up as a capture gap")
+        if s.ignored_resets:
+            self.notes.append(
+                f"{s.ignored_resets} reset(s) in the {side_name(s, s.client_dir ^ 1)}'s name "
+                f"(first: frame {s.ignored_reset_frame}) came before its SYN-ACK without "
+                "acknowledging the SYN: the client's stack ignores such a reset (RFC 793), so it "
+                "refused nothing (a stray or forged packet)")
         if s.icmp and Verdict.NO_ANSWER not in self.implied and Code.ICMP_UNREACHABLE not in self.codes:
             self.notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
 

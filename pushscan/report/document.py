@@ -8,7 +8,7 @@ from ..decode.layers import tunnel_kind
 from ..findings import NS, assess, direction_name, remedy, rtt_ns
 from ..model import (OPT_MSS, OPT_OTHER, OPT_SACK, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_WSCALE,
                      endpoint_ip)
-from ..smtp import SmtpDialogue
+from ..smtp import SmtpDialogue, smtp_of
 from ..tcp.session import Direction, Session
 from ..tcp.tracker import Tracker
 
@@ -103,7 +103,8 @@ def session_document(s: Session, files: list[str]) -> dict[str, Any]:
     """The JSON form of an ended session (schema 1)."""
     findings, verdict, notes, incomplete = assess(s)
     c, sv = s.client_dir, s.client_dir ^ 1
-    smtp = s.app.to_dict() if isinstance(s.app, SmtpDialogue) else None
+    app = smtp_of(s.app)
+    smtp = app.to_dict() if app is not None else None
     return {
         "id": s.id,
         "file": files[s.file_index] if s.file_index < len(files) else None,

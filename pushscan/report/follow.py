@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import UsageError
 from ..findings import NS
 from ..model import FIN, PSH, RST, SYN
-from ..smtp import SmtpDialogue
+from ..smtp import smtp_of
 from ..tcp.session import Session
 from .evidence import waits
 
@@ -27,8 +27,8 @@ class Item:
 
 def _smtp_items(s: Session) -> dict[int, list[Item]]:
     by_frame: dict[int, list[Item]] = {}
-    app = s.app
-    if not isinstance(app, SmtpDialogue):
+    app = smtp_of(s.app)
+    if app is None:
         return by_frame
     c, sv = s.client_dir, s.client_dir ^ 1
 

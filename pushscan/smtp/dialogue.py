@@ -111,9 +111,11 @@ class SmtpDialogue:
                  "messages", "body_bytes", "malformed", "state", "_cbuf", "_sbuf", "_pending",
                  "_tail", "_chunk_left", "_chunk_last", "_auth_continue", "_body_gap",
                  "_body_frame", "_body_pushed", "_last_frame", "_last_pushed",
-                 "_last_ts", "tls_watch", "error_replies")
+                 "_last_ts", "tls_watch", "error_replies", "by_banner")
 
-    def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE) -> None:
+    def __init__(self, implicit_tls: bool = False, max_line: int = MAX_LINE,
+                 by_banner: bool = False) -> None:
+        self.by_banner = by_banner   # begun on a "220" from a port not known as SMTP
         self.max_line = max_line
         self.lines_truncated = 0   # lines longer than max_line (the rest was skipped)
         self.verbs: list[str] = []
@@ -436,6 +438,20 @@ class SmtpDialogue:
                               for e in self.error_replies],
             "tls_handshake": self.tls_watch.to_dict() if self.tls_watch is not None else None,
         }
+
+
+HELLO = ("EHLO", "HELO", "LHLO")
+
+
+def smtp_of(app: object) -> Optional[SmtpDialogue]:
+    """The session's SMTP dialogue if it is SMTP: on a port known as SMTP, or begun on a
+    "220" banner and confirmed by the client's EHLO, HELO or LHLO (FTP greets with 220
+    too, then says USER). None for anything else."""
+    if not isinstance(app, SmtpDialogue):
+        return None
+    if app.by_banner and not any(v in HELLO for v in app.verbs):
+        return None
+    return app
 
 
 def _verb(line: bytes) -> str:

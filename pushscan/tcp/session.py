@@ -260,7 +260,8 @@ class Session:
                  "unpushed_turns", "app", "app_probed", "icmp", "ended", "timeout",
                  "file_index", "smtp_port", "syn_frames", "seen_until", "evicted", "trace",
                  "syn_ts", "synack_ts", "hs_ack_ts", "last_gap", "after_reset",
-                 "after_reset_frame", "gave_up", "late_frame", "tunnel")
+                 "after_reset_frame", "gave_up", "late_frame", "tunnel", "ignored_resets",
+                 "ignored_reset_frame")
 
     def __init__(self, sid: int, key: Any, client_dir: int, out_dir: int, frame: int, ts: int,
                  file_index: int) -> None:
@@ -305,6 +306,8 @@ class Session:
         self.gave_up: Optional[GiveUp] = None   # the outgoing side closed while waiting
         self.late_frame = 0        # the peer's data after that, if any came
         self.tunnel: Any = None    # the TunnelInfo its first packet came through, if any
+        self.ignored_resets = 0    # resets the receiver's stack cannot accept (RFC 793, 5961)
+        self.ignored_reset_frame = 0
 
     @property
     def handshake(self) -> Handshake:

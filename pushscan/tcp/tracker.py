@@ -649,6 +649,11 @@ class Tracker:
             s.gave_up = GiveUp(d, frame, ts, "reset" if fl & RST else "fin", ts - t.last_ts, command)
         if fl & RST:
             s.rst_count += 1
+            if s.reset is None and self._unacceptable_reset(s, d, seg):
+                s.ignored_resets += 1
+                if not s.ignored_reset_frame:
+                    s.ignored_reset_frame = frame
+                return
             if s.reset is None:
                 peer = s.dirs[d ^ 1]
                 acked = peer.started and src.max_ack is not None and src.max_ack >= peer.nxt
@@ -675,6 +680,15 @@ class Tracker:
                 self._end_turn(s, t, "fin" if t.dir == d else "peer_fin", ts)
             if s.dirs[d ^ 1].fin:
                 self.mark_closed(s, ts, frame)
+
+    @staticmethod
+    def _unacceptable_reset(s: Session, d: int, seg: Segment) -> bool:
+        """A reset sent to a client that is waiting for its SYN-ACK (SYN-SENT) that does
+        not acknowledge the SYN: its stack ignores it (RFC 793 3.4), so it neither refuses
+        nor closes the session (a stray or forged packet; the SYN-ACK may still come)."""
+        if d == s.client_dir or not s.syn_seen or s.synack_seen or s.syn_isn is None:
+            return False
+        return not (seg.flags & ACK and seg.ack == (s.syn_isn + 1) & 0xFFFFFFFF)
 
     def _sweep(self) -> None:
         """End closed sessions whose linger is over, in order of closing."""

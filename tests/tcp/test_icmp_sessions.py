@@ -20,7 +20,7 @@ def conversation(sport: int, dst: str) -> list:
     from scapy.layers.l2 import Ether
 
     def p(src, to, sp, dp, flags, seq, ack, load=b""):
-        return Ether() / IP(src=src, dst=to) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack) / load
+        return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=to) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack) / load
     return [p(C, dst, sport, 25, "S", 100, 0), p(dst, C, 25, sport, "SA", 900, 101),
             p(C, dst, sport, 25, "A", 101, 901), p(dst, C, 25, sport, "PA", 901, 101, b"220 hi\r\n"),
             p(C, dst, sport, 25, "FA", 101, 909), p(dst, C, 25, sport, "FA", 909, 102),
@@ -33,7 +33,7 @@ def icmp_about(sport: int, dst: str, quoted_tcp: int):
     from scapy.packet import raw
 
     q = IP(src=C, dst=dst) / TCP(sport=sport, dport=25, flags="S", seq=100)
-    return Ether() / IP(src=ROUTER, dst=C) / ICMP(type=3, code=1) / raw(q)[:20 + quoted_tcp]
+    return Ether(src="02:00:00:00:00:03", dst="02:00:00:00:00:01") / IP(src=ROUTER, dst=C) / ICMP(type=3, code=1) / raw(q)[:20 + quoted_tcp]
 
 
 @pytest.fixture(scope="module")
