@@ -143,13 +143,16 @@ class _Assess:
         self.expected = expected      # the best guess of it otherwise (from session starts)
         self.points = dict(zip(POINTS, points))
         self.findings: list[dict[str, Any]] = []
+        senders = [side.sender(d) == "near" for d in (0, 1)]
+        self.by_dir: tuple[list[tuple[Seg, Seg]], list[tuple[Seg, Seg]]] = ([], [])
+        for n, f in m.pairs:
+            self.by_dir[n.dir].append((n, f) if senders[n.dir] else (f, n))
 
     # -- helpers --------------------------------------------------------------------------
     def copies(self, d: int) -> list[tuple[Seg, Seg]]:
         """The matched copies of direction ``d`` as (at the sender's point, at the
         receiver's point)."""
-        near_sends = self.side.sender(d) == "near"
-        return [(n, f) if near_sends else (f, n) for n, f in self.m.pairs if n.dir == d]
+        return self.by_dir[d]
 
     def add(self, code: PathCode, d: int, count: int, frames: dict[str, list[int]],
             message: str, **fields: Any) -> None:

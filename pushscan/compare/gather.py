@@ -17,7 +17,7 @@ import numpy as np
 from ..analysis import Analysis, Options
 from ..errors import CaptureDamaged
 from ..model import DecodeStats, FlowKey, flow_key
-from ..sources.engines import open_engine
+from ..sources.engines import NativeEngine, open_engine
 from .segments import C2S, S2C, Endpoint, Seg, Trace
 
 
@@ -93,33 +93,64 @@ def _collect(path: str, engine_name: str, ranges: dict[FlowKey, _Ranges],
     """Read the file again and append each session's segments to ``out``; return the
     first and last time of any TCP segment in it."""
     engine, close = open_engine(path, engine_name)
+    if isinstance(engine, NativeEngine):
+        from ..compiled import ready
+        engine.fast = ready()        # the compiled scanner and decoder when built (no cost)
     lo, hi = (1 << 63) - 1, -(1 << 63)
-    fields = ("frame", "ts", "flow", "dir", "flags", "seq", "ack", "plen", "pay_off", "pay_len",
-              "ttl", "ipid", "mss", "tsval", "win", "opts")
     try:
         for batch, _ in engine.batches(0, DecodeStats()):
             seg = batch.seg
-            if not len(seg):
-                continue
-            lo, hi = min(lo, int(seg["ts"].min())), max(hi, int(seg["ts"].max()))
-            wanted = [ranges.get(k) for k in batch.flows]
-            keep = np.array([w is not None for w in wanted], dtype=bool)[seg["flow"]]
-            if not keep.any():
-                continue
-            rows = seg[keep]
-            data = batch.data
-            cols = [rows[name].tolist() for name in fields]
-            for (frame, ts, flow, d, flags, sq, ack, plen, off, n, ttl, ipid, mss, tsval,
-                 win, opts) in zip(*cols):
-                hit = wanted[flow].find(frame)
-                if hit is None:
-                    continue
-                _, index, c2s = hit
-                out[index].append(Seg(frame, ts, C2S if d == c2s else S2C, flags, sq, ack, plen,
-                                      bytes(data[off:off + n]) if n else b"", ttl, ipid, mss,
-                                      tsval, win, opts))
+            if len(seg):
+                lo, hi = min(lo, int(seg["ts"].min())), max(hi, int(seg["ts"].max()))
+                _assign(batch.seg, batch.data, [ranges.get(k) for k in batch.flows], out)
     except CaptureDamaged:
         pass     # the analysis reported it under inputs[].errors; what was read is kept
     finally:
         close()
     return (lo, hi) if lo <= hi else (0, 0)
+
+
+def _assign(seg: np.ndarray, data: Any, wanted: list[Optional[_Ranges]], out: list[list[Seg]]) -> None:
+    """Append a batch's segments to their sessions' lists. A flow with one session (the
+    rule) is assigned on whole columns; a reused 4-tuple's segments by frame range."""
+    nflows = len(wanted)
+    index = np.full(nflows, -1, dtype=np.int64)     # the flow's one session, -2: several
+    first = np.zeros(nflows, dtype=np.int64)
+    last = np.zeros(nflows, dtype=np.int64)
+    c2s = np.zeros(nflows, dtype=np.int64)
+    for fi, w in enumerate(wanted):
+        if w is None:
+            continue
+        if len(w.entries) == 1:
+            first[fi] = w.firsts[0]
+            last[fi], index[fi], c2s[fi] = w.entries[0]
+        else:
+            index[fi] = -2
+    flow = seg["flow"]
+    frame = seg["frame"]
+    sess = index[flow]
+    sess = np.where((sess >= 0) & ((frame < first[flow]) | (frame > last[flow])), -1, sess)
+    client_dir = c2s[flow]
+    for i in np.flatnonzero(sess == -2).tolist():
+        several = wanted[int(flow[i])]
+        hit = several.find(int(frame[i])) if several is not None else None
+        sess[i], client_dir[i] = (-1, 0) if hit is None else hit[1:]
+    keep = np.flatnonzero(sess >= 0)
+    if not len(keep):
+        return
+    keep = keep[np.argsort(sess[keep], kind="stable")]
+    rows = seg[keep]
+    owner = sess[keep]
+    d = np.where(rows["dir"] == client_dir[keep], C2S, S2C)
+    offs, lens = rows["pay_off"].tolist(), rows["pay_len"].tolist()
+    payloads = [bytes(data[o:o + n]) if n else b"" for o, n in zip(offs, lens)]
+    segs = list(map(Seg, rows["frame"].tolist(), rows["ts"].tolist(), d.tolist(),
+                    rows["flags"].tolist(), rows["seq"].tolist(), rows["ack"].tolist(),
+                    rows["plen"].tolist(), payloads, rows["ttl"].tolist(), rows["ipid"].tolist(),
+                    rows["mss"].tolist(), rows["tsval"].tolist(), rows["win"].tolist(),
+                    rows["opts"].tolist()))
+    bounds = np.flatnonzero(np.diff(owner)) + 1
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(owner)]
+    for a, b, who in zip(starts, ends, owner[starts].tolist()):
+        out[who].extend(segs[a:b])

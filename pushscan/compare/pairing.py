@@ -32,7 +32,7 @@ from .segments import Matching, Trace, match_segments, payload_key, strong_key
 
 SHARED = 4            # a fingerprint held by more sessions than this tells nothing
 CONFIDENT = 3         # fingerprint votes that pair two sessions beyond doubt (with a 2x margin)
-NEAREST = 3           # sessions nearest in time tried for each session
+NEAREST = 6           # sessions nearest in time tried for each session (voted ones: 3)
 BIN_NS = 1_000_000    # clock offset from session starts: 1 ms bins
 
 
@@ -125,24 +125,27 @@ def pair_sessions(near: Sequence[Trace], far: Sequence[Trace],
     sure = {ni: fi for ni, c in enumerate(votes) if (fi := _confident(c)) is not None}
     if offset is None:
         if sure:
-            offset = int(median(far[fi].start - near[ni].start for ni, fi in sure.items()))
+            offset = int(median(far[fi].anchor - near[ni].anchor for ni, fi in sure.items()))
         else:
-            offset = start_offset([t.start for t in near], [t.start for t in far])
-    order = sorted(range(len(far)), key=lambda i: far[i].start)
-    starts = [far[i].start for i in order]
+            offset = start_offset([t.anchor for t in near], [t.anchor for t in far])
+    order = sorted(range(len(far)), key=lambda i: far[i].anchor)
+    starts = [far[i].anchor for i in order]
     edges: list[tuple[tuple[int, int, int, int], int, int, Matching]] = []
     for ni, t in enumerate(near):
+        voted = [fi for fi, _ in votes[ni].most_common(3)]
         if ni in sure:
-            candidates = {sure[ni]}
+            candidates = [sure[ni]]
         else:
-            candidates = {fi for fi, _ in votes[ni].most_common(NEAREST)}
+            nearest: list[int] = []
             if offset is not None and starts:
-                want = t.start + offset
+                want = t.anchor + offset
                 at = bisect_left(starts, want)
-                around = order[max(0, at - NEAREST):at + NEAREST]
-                around.sort(key=lambda i: abs(far[i].start - want))
-                candidates.update(around[:NEAREST])
-        for fi in candidates:
+                nearest = order[max(0, at - NEAREST):at + NEAREST]
+                nearest.sort(key=lambda i: abs(far[i].anchor - want))
+                nearest = nearest[:NEAREST]
+            # the nearest in time first: when it matches every segment, none can do better
+            candidates = list(dict.fromkeys(nearest[:1] + voted + nearest[1:]))
+        for k, fi in enumerate(candidates):
             f = far[fi]
             m = match_segments(t.segments, f.segments, offset)
             matched = len(m.pairs)
@@ -150,8 +153,10 @@ def pair_sessions(near: Sequence[Trace], far: Sequence[Trace],
                 continue
             left = len(m.near_only) + len(m.far_only)
             same = sum(n.ipid == g.ipid and n.tsval == g.tsval for n, g in m.pairs)
-            skew = abs(f.start - t.start - offset) if offset is not None else 0
+            skew = abs(f.anchor - t.anchor - offset) if offset is not None else 0
             edges.append(((-(2 * matched - left), -same, skew, fi), ni, fi, m))
+            if k == 0 and left == 0 and (same == matched or set(voted) <= {fi}):
+                break
     edges.sort(key=lambda e: (e[0], e[1]))
     used_n: set[int] = set()
     used_f: set[int] = set()

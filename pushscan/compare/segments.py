@@ -71,6 +71,13 @@ class Trace:
     def end(self) -> int:
         return self.segments[-1].ts if self.segments else 0
 
+    @property
+    def anchor(self) -> int:
+        """The session's time for pairing: its first client segment (the SYN, as a rule),
+        else its first segment. One direction's packet, so that two points' anchors
+        differ by the clock offset plus one direction's delay, for every session."""
+        return next((s.ts for s in self.segments if s.dir == C2S), self.start)
+
 
 class Matching(NamedTuple):
     """The segments of one session at both points: ``pairs`` of copies (near, far) in the
