@@ -6,7 +6,10 @@ Three network namespaces, client <-> router <-> server, joined by two veth pairs
                   router   198.51.100.1 [rt-far] --- [eth0] 198.51.100.25 server
 
 aiosmtpd (Sink handler) listens on the server's port 25, Python smtplib sends one message
-from the client (greeting, EHLO, MAIL, RCPT, DATA with a 6 KB body, QUIT). Two tcpdump
+from the client (greeting, EHLO, MAIL, RCPT, DATA with a 6 KB body, QUIT). One scenario
+has a server whose "stack" waits for PSH instead (``role_pushpeer``: it hands data to its
+SMTP logic only once a PSH segment carried it, and resets when unpushed data waited
+PUSH_WAIT seconds), as the stacks of the original incident did. Two tcpdump
 processes in the router record at the same time, one per router interface:
 
     path_<scenario>_near.pcap   rt-near, the client's side of the router (NEAR the sender)
@@ -25,7 +28,7 @@ Needs root, iproute2, nft, tcpdump, tshark, and aiosmtpd in the Python running i
 
 OUTDIR defaults to this folder; files are overwritten. Namespaces, nft tables and the
 helper processes are removed in every case. The script runs itself inside the namespaces
-for its helpers (`--role server|client|forward|offload`); those are not meant to be used
+for its helpers (`--role server|pushpeer|client|forward|offload`); those are not meant to be used
 by hand.
 """
 from __future__ import annotations
@@ -57,6 +60,7 @@ SEQ_SHIFT = 1_000_000_000          # what the "firewall" adds to the client's se
 NAT_PORTS = (40000, 50000)         # source ports the NAT scenarios choose from
 FULL_SIZE = 1448                   # a full segment's payload: MTU 1500 - IP, TCP, timestamps
 MAX_FILE = 200_000
+PUSH_WAIT = 2.0                    # how long the PSH-waiting server lets unpushed data wait
 HERE = Path(__file__).resolve()
 
 
@@ -98,6 +102,75 @@ def role_server() -> None:
     print("ready", flush=True)
     signal.sigwait(stop)
     ctl.stop()
+
+
+def role_pushpeer() -> None:
+    """An SMTP server whose 'stack' waits for PSH: it watches its interface (AF_PACKET) to
+    learn how far PSH segments have carried each connection's bytes, hands only those to
+    its SMTP logic, and resets the connection (SO_LINGER 0) when unpushed bytes have
+    waited PUSH_WAIT seconds. Linux never withholds data like this; this server plays the
+    part of the stacks that did."""
+    import threading
+
+    lock = threading.Lock()
+    isn: dict[int, int] = {}            # client port -> initial sequence number
+    pushed_upto: dict[int, int] = {}    # client port -> stream bytes covered by PSH
+
+    def sniff() -> None:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+        raw.bind((HOST_IF, 0))
+        while True:
+            ip = raw.recv(65535)[14:]
+            if len(ip) < 40 or ip[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (ip[0] & 15) * 4
+            tcp = ip[ihl:]
+            sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+            if dport != SMTP_PORT:
+                continue
+            flags, doff = tcp[13], (tcp[12] >> 4) * 4
+            plen = struct.unpack("!H", ip[2:4])[0] - ihl - doff
+            with lock:
+                if flags & 0x02:
+                    isn[sport], pushed_upto[sport] = seq, 0
+                elif plen > 0 and flags & 0x08 and sport in isn:
+                    end = (seq + plen - isn[sport] - 1) & 0xFFFFFFFF
+                    pushed_upto[sport] = max(pushed_upto.get(sport, 0), end)
+
+    def serve(conn: socket.socket, port: int) -> None:
+        conn.sendall(b"220 mx.example.org ESMTP\r\n")
+        conn.settimeout(0.05)
+        received, delivered, since = bytearray(), 0, None
+        while True:
+            try:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                received += data
+            except socket.timeout:
+                pass
+            with lock:
+                pushed = pushed_upto.get(port, 0)
+            if pushed > delivered:          # the pushed bytes reach the application
+                chunk, delivered, since = bytes(received[delivered:pushed]), pushed, None
+                for line in chunk.split(b"\r\n")[:-1]:
+                    conn.sendall(b"221 bye\r\n" if line.upper() == b"QUIT" else b"250 ok\r\n")
+            elif len(received) > delivered:  # unpushed bytes wait in the 'stack'
+                since = since or time.monotonic()
+                if time.monotonic() - since > PUSH_WAIT:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()             # SO_LINGER 0: the close sends a reset
+                    return
+
+    threading.Thread(target=sniff, daemon=True).start()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((SERVER_IP, SMTP_PORT))
+    srv.listen()
+    print("ready", flush=True)
+    while True:
+        conn, (_, port) = srv.accept()
+        threading.Thread(target=serve, args=(conn, port), daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,6 +332,7 @@ class Scenario:
     nat: str = ""                               # rules of chain "postrouting" (nat)
     forward: set[str] = field(default_factory=set)   # userspace forwarder modes instead
     outcome: str = "esmtp"                      # what the client must report
+    server: str = "server"                      # the server's role: aiosmtpd, or pushpeer
 
 
 def fwd(rule: str) -> str:
@@ -273,6 +347,12 @@ SCENARIOS = [
              "the same for fin|psh|ack (nft updates the TCP checksum)",
              nft="\n".join([fwd("tcp flags == (psh|ack) tcp flags set ack"),
                             fwd("tcp flags == (fin|psh|ack) tcp flags set fin|ack")])),
+    Scenario("psh_stripped_waiting",
+             "psh_stripped's rules in front of a server whose stack waits for PSH "
+             f"(record_path's pushpeer: it resets when unpushed data waited {PUSH_WAIT:g} s)",
+             nft="\n".join([fwd("tcp flags == (psh|ack) tcp flags set ack"),
+                            fwd("tcp flags == (fin|psh|ack) tcp flags set fin|ack")]),
+             outcome="reset", server="pushpeer"),
     Scenario("psh_added",
              "nft forward, client->server data segments without PSH: `tcp flags == ack "
              "tcp doff 8 ip length > 52 tcp flags set psh|ack`",
@@ -433,7 +513,7 @@ def record(sc: Scenario, out: Path) -> tuple[Path, Path]:
         rules = ruleset(sc)
         if rules:
             run(*net.ns(net.router, "nft", "-f", "-"), input=rules)
-        net.helper(net.server, "server")
+        net.helper(net.server, sc.server)
         if sc.forward:
             net.helper(net.router, "forward", ",".join(sorted(sc.forward)))
         caps = []                        # IPv4 only: no ARP, no IPv6 neighbour chatter
@@ -473,7 +553,7 @@ def record(sc: Scenario, out: Path) -> tuple[Path, Path]:
 FIELDS = ["frame.number", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "ip.ttl",
           "ip.id", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", "tcp.len",
           "tcp.options.mss_val", "tcp.options.timestamp.tsval", "ip.checksum.status",
-          "tcp.checksum.status", "tcp.payload"]
+          "tcp.checksum.status", "tcp.payload", "frame.time_epoch"]
 COMPARED = ["src", "dst", "sport", "dport", "flags", "seq", "ack", "mss", "payload"]
 
 
@@ -494,6 +574,7 @@ class Pkt:
     tsval: int | None
     good: bool                                 # IP and TCP checksums verified good
     payload: bytes
+    ts: float = 0.0                            # capture time, s
 
     @property
     def c2s(self) -> bool:
@@ -527,7 +608,8 @@ def read(path: Path) -> list[Pkt]:
         pkts.append(Pkt(int(v[0]), v[1], v[2], int(v[3]), int(v[4]), int(v[5]),
                          int(v[6], 16), int(v[7], 16), int(v[8]), int(v[9]), int(v[10]),
                          int(v[11]) if v[11] else None, int(v[12]) if v[12] else None,
-                         v[13] == "1" and v[14] == "1", bytes.fromhex(v[15].replace(":", ""))))
+                         v[13] == "1" and v[14] == "1", bytes.fromhex(v[15].replace(":", "")),
+                         float(v[16])))
     return pkts
 
 
@@ -623,6 +705,23 @@ def check_clean(d: Diff) -> str:
     same = all(n.frame == f.frame for n, f in d.pairs)
     return (f"nothing: near frames 1-{len(d.near)} and far frames 1-{len(d.far)} pair up"
             f"{' frame for frame' if same else ''}; {same_rest(d)}")
+
+
+def check_psh_waiting(d: Diff) -> str:
+    d.only()
+    pairs = d.get(True, "flags")
+    d.expect(c2s_flags=len(pairs))
+    need(len(pairs) == 1)
+    (n, f), = pairs
+    need(n.flags & 0x08 and not f.flags & 0x08 and n.what == "EHLO")
+    rst = [(a, b) for a, b in d.pairs if not a.c2s and a.flags & 0x04]
+    need(len(rst) == 1)
+    (rn, rf), = rst
+    need(rf.ttl == 64 and rn.ttl == 63 and rf.ts - f.ts >= PUSH_WAIT)   # the server's own reset
+    return (f"PSH cleared: near frame {n.frame} (client->server EHLO, PSH) is far frame "
+            f"{f.frame} without PSH; the server acknowledges it and waits; after "
+            f"{rf.ts - f.ts:.1f} s it resets (far frame {rf.frame}, TTL 64 = near frame "
+            f"{rn.frame}, TTL 63): the client never gets an answer to EHLO; {same_rest(d)}")
 
 
 def check_psh(removed: bool) -> Callable[[Diff], str]:
@@ -746,6 +845,7 @@ def check_fixup(d: Diff) -> str:
 
 CHECKS: dict[str, Callable[[Diff], str]] = {
     "clean": check_clean, "psh_stripped": check_psh(True), "psh_added": check_psh(False),
+    "psh_stripped_waiting": check_psh_waiting,
     "loss": check_loss, "injected_reset": check_reset, "mss_clamped": check_mss,
     "nat": check_nat(False), "seq_shift": check_shift, "nat_seq_shift": check_nat(True),
     "smtp_fixup": check_fixup,
@@ -759,6 +859,8 @@ def main(argv: list[str]) -> int:
             role_client()
         elif role == "server":
             role_server()
+        elif role == "pushpeer":
+            role_pushpeer()
         elif role == "forward":
             role_forward(set(args[0].split(",")))
         elif role == "offload":

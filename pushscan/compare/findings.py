@@ -440,7 +440,7 @@ def verdict(findings: list[dict[str, Any]], side: Side,
             why[PathVerdict.PSH_STRIPPED] = (
                 f"the {WHO[d]} pushed its data at {sender}, the path cleared PSH, and at "
                 f"{receiver} the {WHO[d ^ 1]} waited for PSH until the session was reset "
-                f"({waited[0]['message']}): the PSH incident, proven")
+                f"({waited[0]['message'].rstrip('.')}): the PSH incident, proven")
         elif not died:
             why.setdefault(PathVerdict.PATH_CHANGED,
                            f"the path cleared PSH on {f['count']} {WHO[d]} segment(s), but the "

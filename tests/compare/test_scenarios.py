@@ -19,6 +19,7 @@ STRIPPED = [6, 15, 17, 19, 25, 29]
 SCENARIOS = {
     "clean": ("clean", []),
     "psh_stripped": ("path_changed", [("PATH_PSH_STRIPPED", "client_to_server", 6, STRIPPED, STRIPPED)]),
+    "psh_stripped_waiting": ("psh_stripped", [("PATH_PSH_STRIPPED", "client_to_server", 1, [6], [6])]),
     "psh_added": ("path_changed", [("PATH_PSH_ADDED", "client_to_server", 4, [21, 22, 23, 24],
                                     [21, 22, 23, 24])]),
     "loss": ("path_changed", [("PATH_LOSS", "client_to_server", 2, [21, 23], [])]),
@@ -126,6 +127,19 @@ def test_psh_stripped_in_front_of_a_peer_that_answers_anyway(docs):
     pair = docs["psh_stripped"]["pairs"][0]
     assert "answered anyway: its stack does not wait for PSH" in pair["explanation"]
     assert pair["far"]["verdict"] == "ok"
+
+
+def test_psh_stripped_in_front_of_a_peer_that_waits_is_the_incident_proven(docs):
+    pair = docs["psh_stripped_waiting"]["pairs"][0]
+    # near: the client pushed EHLO and the server reset; far: EHLO came without PSH
+    assert pair["near"]["verdict"] == "peer_reset" and pair["far"]["verdict"] == "push_problem"
+    assert pair["explanation"].startswith(
+        "the client pushed its data at near, the path cleared PSH, and at far the server waited "
+        "for PSH until the session was reset (the server reset the session after 25 bytes")
+    assert pair["explanation"].endswith("during EHLO. The peer acknowledged all of them: received, "
+                                        "but by all signs never delivered to its application): "
+                                        "the PSH incident, proven")
+    assert pair["remedy"].startswith("A firewall or IPS between the points clears PSH")
 
 
 def test_unrelated_captures_do_not_pair():
