@@ -30,10 +30,10 @@ REMEDY = {
     PathCode.PATH_PSH_STRIPPED: (
         "A firewall or IPS between the points clears PSH (TCP \"normalisation\"). Look at "
         "its TCP normalizer: on a Cisco ASA the tcp-map applied with 'set connection "
-        "advanced-options' (its 'tcp-options' and flag settings, the TCP normalizer), on "
-        "an IPS its TCP normalisation/scrubbing profile (pf 'scrub', Snort/Suricata "
-        "normalize_tcp, vendor 'TCP flag' rules); stop it from clearing PSH, or exempt "
-        "SMTP traffic from it."),
+        "advanced-options' (its 'tcp-options' and flag settings), elsewhere the TCP "
+        "normalisation or scrubbing profile of the IPS (e.g. Snort's normalize_tcp) and any "
+        "rule that rewrites TCP flags (nftables 'tcp flags set', iptables mangle rules); "
+        "stop it from clearing PSH, or exempt SMTP from it."),
     PathCode.PATH_PSH_ADDED: (
         "Something between the points sets PSH (a TCP normalizer or proxy re-segmenting): "
         "harmless to delivery; look at the same TCP normalisation settings if it surprises."),
