@@ -198,14 +198,50 @@ class _Assess:
         slack = self.slack(d)
         lost = [s for s in only[sender] if self.covered(receiver, s.ts, slack)]
         outside = len(only[sender]) - len(lost)
-        self.loss(d, sender, lost)
         appeared = [s for s in only[receiver] if self.covered(sender, s.ts, slack)]
+        lost, appeared, cut, joined = self.resegmented(d, sender, lost, appeared)
+        self.loss(d, sender, lost)
         resets = [s for s in appeared if s.flags & RST]
         if resets:
             self.injected(d, sender, resets)
         rest = [s for s in appeared if not s.flags & RST]
-        return {"outside_other_capture": outside + len(only[receiver]) - len(appeared),
+        return {"outside_other_capture": outside + len(only[receiver]) - len(appeared) - len(joined),
+                "resegmented": {f"{sender}_frames": _frames(cut), f"{receiver}_frames": _frames(joined)},
                 "only_at_receiving_point": {"count": len(rest), "frames": _frames(rest)}}
+
+    def resegmented(self, d: int, sender: str, lost: list[Seg], appeared: list[Seg]
+                    ) -> tuple[list[Seg], list[Seg], list[Seg], list[Seg]]:
+        """Data seen in other segments at the two points (segmentation offload or receive
+        coalescing on a capturing host, a proxy re-segmenting): a sender-point segment whose
+        bytes all came in receiver-point segments the sender's point does not show is not
+        lost, and those segments were not made up. Returns what is left of
+        ``lost`` and ``appeared``, and the segments so explained at each point."""
+        data = [s for s in appeared if s.plen and not s.flags & RST]
+        if not data or not any(s.plen for s in lost):
+            return lost, appeared, [], []
+        to_receiver = self.m.seq_offsets[d] if other(sender) == "far" else -self.m.seq_offsets[d]
+        base = data[0].seq
+        spans = _merged((diff(s.seq, base), diff(s.seq, base) + s.plen) for s in data)
+        cut = []
+        for s in lost:
+            if s.plen:
+                a = diff((s.seq + to_receiver) & MASK, base)
+                i = bisect_right(spans, (a, 1 << 62)) - 1
+                if i >= 0 and spans[i][0] <= a and spans[i][1] >= a + s.plen:
+                    cut.append(s)
+        if not cut:
+            return lost, appeared, [], []
+        mine = _merged((diff((s.seq + to_receiver) & MASK, base),
+                        diff((s.seq + to_receiver) & MASK, base) + s.plen) for s in cut)
+        joined = []
+        for s in data:
+            a = diff(s.seq, base)
+            i = bisect_right(mine, (a, 1 << 62)) - 1
+            if i >= 0 and mine[i][0] <= a < mine[i][1]:
+                joined.append(s)
+        gone = {id(s) for s in cut} | {id(s) for s in joined}
+        return ([s for s in lost if id(s) not in gone], [s for s in appeared if id(s) not in gone],
+                cut, joined)
 
     def loss(self, d: int, sender: str, lost: list[Seg]) -> None:
         if not lost:
@@ -375,6 +411,18 @@ def _coverage(segs: Sequence[Seg], d: int) -> tuple[list[int], list[int]]:
         top = max(top, e)
         ends.append(top)
     return [base] + [s for s, _ in spans], ends
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Intervals merged where they touch or overlap, sorted."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _contains(starts: list[int], ends: list[int], seq32: int) -> bool:

@@ -133,18 +133,17 @@ def pair_sessions(near: Sequence[Trace], far: Sequence[Trace],
     edges: list[tuple[tuple[int, int, int, int], int, int, Matching]] = []
     for ni, t in enumerate(near):
         voted = [fi for fi, _ in votes[ni].most_common(3)]
-        if ni in sure:
-            candidates = [sure[ni]]
-        else:
-            nearest: list[int] = []
-            if offset is not None and starts:
-                want = t.anchor + offset
-                at = bisect_left(starts, want)
-                nearest = order[max(0, at - NEAREST):at + NEAREST]
-                nearest.sort(key=lambda i: abs(far[i].anchor - want))
-                nearest = nearest[:NEAREST]
-            # the nearest in time first: when it matches every segment, none can do better
-            candidates = list(dict.fromkeys(nearest[:1] + voted + nearest[1:]))
+        nearest: list[int] = []
+        if offset is not None and starts:
+            want = t.anchor + offset
+            at = bisect_left(starts, want)
+            nearest = order[max(0, at - NEAREST):at + NEAREST]
+            nearest.sort(key=lambda i: abs(far[i].anchor - want))
+            nearest = nearest[:NEAREST]
+        # the one the fingerprints are sure of first, else the nearest in time: when it
+        # matches every segment, none can do better
+        first = [sure[ni]] if ni in sure else nearest[:1]
+        candidates = list(dict.fromkeys(first + voted + nearest))
         for k, fi in enumerate(candidates):
             f = far[fi]
             m = match_segments(t.segments, f.segments, offset)
@@ -155,7 +154,7 @@ def pair_sessions(near: Sequence[Trace], far: Sequence[Trace],
             same = sum(n.ipid == g.ipid and n.tsval == g.tsval for n, g in m.pairs)
             skew = abs(f.anchor - t.anchor - offset) if offset is not None else 0
             edges.append(((-(2 * matched - left), -same, skew, fi), ni, fi, m))
-            if k == 0 and left == 0 and (same == matched or set(voted) <= {fi}):
+            if k == 0 and left == 0 and (ni in sure or same == matched or set(voted) <= {fi}):
                 break
     edges.sort(key=lambda e: (e[0], e[1]))
     used_n: set[int] = set()

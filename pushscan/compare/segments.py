@@ -236,6 +236,12 @@ def _by_identity(ns: list[Seg], fs: list[Seg]) -> list[tuple[Seg, Seg]]:
                 out[k] = s if k not in out else None
         return out
 
+    def split(n: Seg, f: Seg) -> bool:
+        """One is a piece of the other (segmentation offload or coalescing on a capturing
+        host): not one packet changed on the way."""
+        a, b = (n.payload, f.payload) if n.plen > f.plen else (f.payload, n.payload)
+        return n.plen != f.plen and a.startswith(b)
+
     fi = index(fs)
     return [(n, f) for k, n in index(ns).items()
-            if n is not None and (f := fi.get(k)) is not None]
+            if n is not None and (f := fi.get(k)) is not None and not split(n, f)]

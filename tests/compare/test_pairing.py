@@ -143,3 +143,32 @@ def test_seq_offsets_vote_and_start_offset():
     starts = [k * 10**8 for k in range(50)]
     assert abs(start_offset(starts, [s + 7 * 10**9 + 100 for s in starts]) - (7 * 10**9 + 100)) < 10**6
     assert start_offset([], starts) is None
+
+
+def _resegment(segs, merge):
+    """Two data segments of the client made one (``merge``: receive coalescing at that
+    point) or one made two (segmentation offload)."""
+    out = []
+    for s in segs:
+        if merge and s.dir == C2S and s.plen == 1448 and out and out[-1].dir == C2S and out[-1].plen == 1448:
+            a = out.pop()
+            out.append(Seg(a.frame, a.ts, a.dir, a.flags | s.flags, a.seq, s.ack, a.plen + s.plen,
+                           a.payload + s.payload, *a[8:]))
+            continue
+        out.append(s)
+    return [Seg(i + 1, *s[1:]) for i, s in enumerate(out)]
+
+
+def test_offload_or_coalescing_at_one_point_is_not_loss_nor_a_rewrite():
+    rng = random.Random(11)
+    near = near_session(Shape(turns=[(S2C, [26]), (C2S, [1448, 1448, 1448, 1448, 100])]), 10**18, rng, 1)
+    near = [Seg(i + 1, *s[1:]) for i, s in enumerate(near)]
+    far = far_copy(near, Path(shift=(99, 0)), rng)
+    far = [Seg(i + 1, *s[1:]) for i, s in enumerate(far)]
+    for n_segs, f_segs in ((_resegment(near, True), far), (near, _resegment(far, True))):
+        m = match_segments(n_segs, f_segs)
+        findings, directions, verdict, _ = assess(_trace(n_segs), _trace(f_segs), m)
+        assert findings == [] and verdict.value == "clean"
+        r = directions["client_to_server"]["resegmented"]
+        assert len(r["near_frames"]) + len(r["far_frames"]) == 6      # 2 merged = 4 pieces
+        assert directions["client_to_server"]["only_at_receiving_point"]["count"] == 0
