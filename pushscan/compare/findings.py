@@ -506,10 +506,11 @@ def verdict(findings: list[dict[str, Any]], side: Side,
                                f"session died ({ended})")
     if findings:
         codes = ", ".join(sorted({f["code"] for f in findings}))
-        tail = f"; it died of something else ({', '.join(f'{v} at {p}' for p, v in died.items())})" \
-            if died else ""
+        ended = ", ".join(f"{v} at {p}" for p, v in died.items())
         why.setdefault(PathVerdict.PATH_CHANGED,
-                       f"the path changed the session ({codes}), which survived it{tail}")
+                       f"the path changed the session ({codes}), but that does not explain its "
+                       f"end ({ended})" if died else
+                       f"the path changed the session ({codes}), which survived it")
     elif died:
         why[PathVerdict.CLEAN] = ("nothing between the points changed the session; it ended "
                                   + ", ".join(f"{v} at {p}" for p, v in died.items())

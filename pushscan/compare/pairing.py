@@ -9,17 +9,21 @@ Sessions are paired by what survives a middlebox:
    one client starts with the same EHLO);
 2. time: the two clocks need not agree, but they differ by one offset for every session.
    It is taken from the sessions the fingerprints pair beyond doubt, else from the
-   session starts (the difference most starts agree on);
-3. each candidate (fingerprint votes, or the sessions that started nearest in time) is
-   scored by matching its segments (``segments.match_segments``): more copies paired and
-   fewer left over win, then more copies with the same IP ID and timestamp, then the
-   start closest to the clock offset. Pairs are taken best
+   session starts (the difference most starts agree on). A session's start is its first
+   client segment (``Trace.anchor``): one direction's packet, so that the starts of a
+   session at both points differ by the offset plus that direction's delay;
+3. each candidate (the one the fingerprints are sure of, else the sessions that started
+   nearest in time, and the best voted) is scored by matching its segments
+   (``segments.match_segments``): more copies paired and fewer left over win, then more
+   copies with the same IP ID and timestamp, then the start closest to the clock offset.
+   The first candidate that matches every segment ends the search. Pairs are taken best
    first, each session in one pair at most.
 
 Limits: sessions alike in every segment (same lengths, no timestamps, IP IDs that count
-alike) and started at the same moment cannot be told apart; a clock that drifts by more
-than the gaps between session starts spoils the time-based pairing (fingerprints still
-work).
+alike) that start within the delay's jitter of each other cannot be told apart; a clock
+that drifts by more than the gaps between session starts spoils the time-based pairing
+(fingerprints still work); a single session at each point, alike in every segment, pairs
+whatever its time.
 """
 from __future__ import annotations
 

@@ -172,3 +172,37 @@ def test_offload_or_coalescing_at_one_point_is_not_loss_nor_a_rewrite():
         r = directions["client_to_server"]["resegmented"]
         assert len(r["near_frames"]) + len(r["far_frames"]) == 6      # 2 merged = 4 pieces
         assert directions["client_to_server"]["only_at_receiving_point"]["count"] == 0
+
+
+def test_verdicts_and_their_precedence():
+    from pushscan.compare.findings import verdict
+
+    side = Side("near", "ttl")
+    ok, dead = PointFacts(), PointFacts(verdict="peer_reset")
+    waited = PointFacts(verdict="push_problem", findings=({"code": "UNPUSHED_BEFORE_RESET",
+                                                           "message": "the server reset."},))
+    strip = {"code": "PATH_PSH_STRIPPED", "direction": "client_to_server", "count": 1, "message": "m"}
+    mod = {"code": "PATH_MODIFIED", "direction": "client_to_server", "count": 1, "message": "m"}
+    loss = {"code": "PATH_LOSS", "direction": "client_to_server", "count": 1, "message": "m",
+            "data_segments": 1, "recovered": 0}
+    healed = dict(loss, recovered=1)
+    reset = {"code": "PATH_INJECTED_RESET", "direction": "server_to_client", "count": 1, "message": "m"}
+    cases = [
+        ([], (ok, ok), "clean"),
+        ([], (dead, dead), "clean"),
+        ([strip], (ok, ok), "path_changed"),
+        ([strip], (dead, waited), "psh_stripped"),
+        ([strip], (waited, waited), "path_changed"),     # the sender did not push either
+        ([strip, reset], (dead, waited), "middlebox_reset"),
+        ([mod], (ok, ok), "path_changed"),
+        ([mod], (ok, dead), "payload_modified"),
+        ([loss], (dead, ok), "path_loss"),
+        ([healed], (dead, ok), "path_changed"),
+        ([mod, loss], (dead, ok), "payload_modified"),
+    ]
+    for findings, points, want in cases:
+        assert verdict(findings, side, points)[0].value == want, (findings, points)
+    assert verdict([], side, (dead, dead))[1].endswith("look at the ends, not at this path")
+    assert "does not explain its end (peer_reset at near)" in verdict([healed], side, (dead, ok))[1]
+    # far is the client's side: the receiver of client data is then near
+    assert verdict([strip], Side("far", "ttl"), (waited, dead))[0].value == "psh_stripped"
