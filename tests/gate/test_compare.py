@@ -144,3 +144,12 @@ def test_python_api(project):
     assert [r.kind for r in results] == ["compare", "compare"]
     assert results[0].cases[0].failures[0][0].startswith("PATH_PSH_STRIPPED (error)")
     assert results[0].report["pairs"][0]["verdict"] == "path_changed"
+
+
+def test_github_annotations_point_at_the_near_file(project):
+    env = dict(os.environ, GITHUB_ACTIONS="true")
+    r = subprocess.run([sys.executable, "-m", "pushscan", "check", "--compare", pair("psh_stripped")],
+                       capture_output=True, text=True, cwd=project, env=env, timeout=300)
+    notes = [x for x in r.stdout.splitlines() if x.startswith("::error ")]
+    assert len(notes) == 1
+    assert notes[0].startswith(f"::error file={C}/path_psh_stripped_near.pcap,title=pushscan near #0 ")
