@@ -37,8 +37,6 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
 
     try:
         opts = options_of(ports, outgoing, local, all_tcp, engine)
-        if "-" in (near, far):
-            raise PushscanError("compare reads two files, not standard input")
         if same_file(near, far):
             click.echo(f"pushscan: warning: NEAR and FAR are the same file ({near}): every session "
                        "pairs with itself and nothing can differ", err=True)

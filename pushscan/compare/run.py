@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, Optional
 
 from ..analysis import Options
+from ..errors import UsageError
 from ..report.document import SCHEMA
 from ..version import __version__
 from .findings import PointFacts, Side, assess_pair, client_side, clock_offset, verdict_remedy
@@ -38,8 +39,10 @@ def compare(near_path: str, far_path: str, opts: Optional[Options] = None,
     """Compare two captures of one path (NEAR and FAR, taken at the same time) and return
     the report document. ``clock_offset_s``: the far clock minus the near clock, if known
     (else estimated from the matched packets). Raises ``InputError`` if either file
-    cannot be read at all."""
+    cannot be read at all, ``UsageError`` for standard input."""
     opts = opts or Options()
+    if "-" in (near_path, far_path):
+        raise UsageError("compare reads two files, not standard input")   # each is read twice
     near = read_point(near_path, opts)
     far = read_point(far_path, opts)
     return compare_points(near, far, clock_offset_s, opts.engine)
