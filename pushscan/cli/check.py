@@ -13,7 +13,7 @@ from .common import fail, write_atomically
 
 
 @click.command()
-@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.argument("captures", nargs=-1, metavar="[CAPTURE]...")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
               help="Policy TOML file (top-level keys or [tool.pushscan]); default: [tool.pushscan] "
                    "in ./pyproject.toml.")
@@ -33,6 +33,11 @@ from .common import fail, write_atomically
 @click.option("--write-baseline", type=click.Path(dir_okay=False), default=None,
               help="Record each trace's sessions, verdicts and findings in this file.")
 @click.option("--junit", type=click.Path(dir_okay=False), default=None, help="Write JUnit XML here.")
+@click.option("--compare", "compare_pairs", multiple=True, metavar="NEAR:FAR",
+              help="Also compare these two captures of one path (repeatable; as `pushscan compare`).")
+@click.option("--compare-fail-on", multiple=True, metavar="CODES|SEVERITY|none",
+              help="Fail a compared pair on these PATH_* codes or findings of at least this "
+                   "severity; 'none' turns it off. Default: error (PSH stripped, reset injected).")
 @click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Check this many traces at once in parallel processes.")
@@ -40,8 +45,10 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
           require_pushed_turns: Optional[bool], min_push_ratio: Optional[float],
           ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
           all_tcp: Optional[bool], baseline: Optional[str], write_baseline: Optional[str],
-          junit: Optional[str], engine: str, jobs: int) -> None:
-    """CI gate: check recorded traces (files, directories, globs) against a policy.
+          junit: Optional[str], compare_pairs: tuple[str, ...], compare_fail_on: tuple[str, ...],
+          engine: str, jobs: int) -> None:
+    """CI gate: check recorded traces (files, directories, globs) against a policy, and
+    pairs of captures of one path (--compare NEAR:FAR, or the policy's compare key).
 
     Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error,
     3 an input is unreadable.
@@ -69,7 +76,14 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
             cli["local"] = chk.coerce("local", list(local), "option --")
         if all_tcp is not None:
             cli["all_tcp"] = all_tcp
+        if compare_pairs:
+            cli["compare"] = chk.coerce("compare", list(compare_pairs), "option --")
+        if compare_fail_on:
+            cli["compare_fail_on"] = chk.coerce("compare_fail_on", list(compare_fail_on), "option --")
         policy = replace(policy, **cli)
+        if not captures and not policy.compare:
+            raise chk.PolicyError("nothing to check: give traces, or pairs of captures to compare "
+                                  "(--compare NEAR:FAR, or the policy's compare key)")
         base = None
         if baseline is not None:
             try:
@@ -87,8 +101,7 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         if r.error is not None:
             click.echo(f"ERROR {r.path}: {r.error}")
             continue
-        sessions = len(r.report["sessions"]) if r.report else 0
-        click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.path} ({sessions} session{'s' if sessions != 1 else ''})")
+        click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.path} ({r.counted})")
         for w in r.warnings:
             click.echo(f"  warning: {w}")
         for c in r.cases:
@@ -100,7 +113,9 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
             click.echo(f"  baseline: {line}")
     passed = sum(r.passed for r in results)
     unreadable = sum(r.error is not None for r in results)
-    click.echo(f"{len(results)} trace(s): {passed} passed, {len(results) - passed - unreadable} failed"
+    pairs = sum(r.kind == "compare" for r in results)
+    what = f"{len(results) - pairs} trace(s)" + (f" and {pairs} compared pair(s) of captures" if pairs else "")
+    click.echo(f"{what}: {passed} passed, {len(results) - passed - unreadable} failed"
                + (f", {unreadable} unreadable" if unreadable else "")
                + (f" (policy: {source})" if source else ""))
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -109,7 +124,8 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         write_atomically(junit, junit_xml(results))
     if write_baseline:
         doc = {"schema": 1, "pushscan_version": __version__,
-               "traces": {r.path: chk.baseline_entry(r.report) for r in results if r.report}}
+               "traces": {r.path: chk.baseline_entry(r.report) for r in results
+                          if r.report and r.kind == "trace"}}
         write_atomically(write_baseline, (_json.dumps(doc, indent=1) + "\n").encode())
         click.echo(f"baseline written to {write_baseline}")
     if unreadable:

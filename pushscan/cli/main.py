@@ -10,6 +10,7 @@ import click
 from ..version import __version__
 from .analyze import analyze
 from .check import check
+from .compare import compare
 from .evidence import follow, plot, report
 from .live import live
 
@@ -23,7 +24,7 @@ def main() -> None:
     """
 
 
-for command in (analyze, check, follow, plot, report, live):
+for command in (analyze, check, compare, follow, plot, report, live):
     main.add_command(command)
 
 

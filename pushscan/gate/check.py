@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..analysis import Analysis, Options
 from ..errors import UsageError
 from .baseline import baseline_diff, baseline_entry
+from .compare import check_compare
 from .policy import Policy
+from .results import CaseResult as CaseResult, TraceResult as TraceResult  # (re-exported)
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 
@@ -36,27 +37,6 @@ def expand_traces(args: list[str]) -> list[str]:
         else:
             out.append(a)
     return out
-
-
-@dataclass
-class CaseResult:
-    """One session of a trace (or a trace-level rule) and why it failed, if it did."""
-
-    name: str
-    session: Optional[int]
-    failures: list[tuple[str, list[int]]] = field(default_factory=list)  # (message, frames)
-    verdict: Optional[str] = None
-
-
-@dataclass
-class TraceResult:
-    path: str
-    passed: bool
-    cases: list[CaseResult]
-    error: Optional[str] = None          # unreadable input
-    warnings: list[str] = field(default_factory=list)
-    report: Optional[dict[str, Any]] = None
-    baseline_diff: list[str] = field(default_factory=list)
 
 
 def judge(path: str, report: dict[str, Any], policy: Policy) -> TraceResult:
@@ -105,8 +85,9 @@ def check(paths: list[str] | str, policy: Optional[Policy] = None,
           baseline: Optional[dict[str, Any]] = None, engine: str = "native",
           jobs: int = 1) -> list[TraceResult]:
     """Check traces (files, directories, globs) against ``policy`` and, if given, a
-    baseline (as written by ``--write-baseline``). One result per trace, in order;
-    ``jobs`` > 1 checks traces in that many processes at once."""
+    baseline (as written by ``--write-baseline``). One result per trace, in order, then
+    one per pair of captures in the policy's ``compare`` (``gate.compare``; baselines do
+    not cover those); ``jobs`` > 1 checks traces in that many processes at once."""
     if isinstance(paths, str):
         paths = [paths]
     policy = policy or Policy()
@@ -119,10 +100,11 @@ def check(paths: list[str] | str, policy: Optional[Policy] = None,
             results = list(pool.map(check_trace, traces, repeat(policy), repeat(engine)))
     else:
         results = [check_trace(t, policy, engine) for t in traces]
+    results += [check_compare(near, far, policy, engine) for near, far in policy.compare]
     if baseline is not None:
         recorded = baseline.get("traces", {})
         for r in results:
-            if r.report is None:
+            if r.report is None or r.kind != "trace":
                 continue
             if r.path not in recorded:
                 r.baseline_diff = ["trace not in the baseline"]

@@ -54,12 +54,14 @@ def _escape(text: str) -> str:
 
 
 def github_annotations(results: list[TraceResult], out: TextIO) -> None:
-    """Workflow commands that GitHub Actions shows as annotations on the run."""
+    """Workflow commands that GitHub Actions shows as annotations on the run (a pair of
+    captures on its NEAR file)."""
     for r in results:
+        path = r.path.partition(" <-> ")[0] if r.kind == "compare" else r.path
         if r.error is not None:
-            out.write(f"::error file={r.path},title=pushscan: unreadable trace::{_escape(r.error)}\n")
+            out.write(f"::error file={path},title=pushscan: unreadable trace::{_escape(r.error)}\n")
         for c in r.cases:
             for msg, _frames in c.failures:
-                out.write(f"::error file={r.path},title=pushscan {c.name}::{_escape(msg)}\n")
+                out.write(f"::error file={path},title=pushscan {c.name}::{_escape(msg)}\n")
         for line in r.baseline_diff:
-            out.write(f"::error file={r.path},title=pushscan baseline::{_escape(line)}\n")
+            out.write(f"::error file={path},title=pushscan baseline::{_escape(line)}\n")

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
+from ..compare.codes import PathCode
 from ..errors import UsageError
 from ..findings import Code, Severity
 
@@ -35,6 +36,9 @@ class Policy:
     local: tuple[str, ...] = ()
     all_tcp: bool = False
     overrides: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # pairs of captures of one path (``pushscan compare``), and what fails them
+    compare: tuple[tuple[str, str], ...] = ()
+    compare_fail_on: tuple[str, ...] = ("error",)
 
     def for_trace(self, path: str) -> "Policy":
         """This policy with the overrides whose glob matches ``path`` applied, in order."""
@@ -45,22 +49,35 @@ class Policy:
         return p
 
     def fails(self, finding: dict[str, Any]) -> bool:
-        if finding["code"] in self.fail_on:
-            return True
-        ranks = [SEVERITY_RANK[s] for s in self.fail_on if s in SEVERITY_RANK]
-        return bool(ranks) and SEVERITY_RANK[finding["severity"]] >= min(ranks)
+        return _fails(self.fail_on, finding)
+
+    def fails_compare(self, finding: dict[str, Any]) -> bool:
+        """Whether a finding of ``pushscan compare`` fails its pair (``compare_fail_on``)."""
+        return _fails(self.compare_fail_on, finding)
+
+
+def _fails(fail_on: tuple[str, ...], finding: dict[str, Any]) -> bool:
+    if finding["code"] in fail_on:
+        return True
+    ranks = [SEVERITY_RANK[s] for s in fail_on if s in SEVERITY_RANK]
+    return bool(ranks) and SEVERITY_RANK[finding["severity"]] >= min(ranks)
 
 
 KEYS = {f.name for f in fields(Policy)}
+TRACE_ONLY = KEYS - {"compare", "compare_fail_on", "overrides"}   # what an override may set
 
 
-def _fail_on(value: Any, where: str) -> tuple[str, ...]:
+TRACE_CODES = frozenset(c.value for c in Code)
+COMPARE_CODES = frozenset(c.value for c in PathCode)
+
+
+def _fail_on(value: Any, where: str, key: str = "fail_on",
+             codes: frozenset[str] = TRACE_CODES) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
-        raise PolicyError(f"{where}'fail_on': expected a severity, 'none', or a list of finding "
+        raise PolicyError(f"{where}{key!r}: expected a severity, 'none', or a list of finding "
                           f"codes, not {value!r}")
     out: list[str] = []
-    codes = {c.value for c in Code}
     for x in items:
         for part in (p.strip() for p in x.split(",") if p.strip()):
             if part.lower() == "none":
@@ -70,7 +87,7 @@ def _fail_on(value: Any, where: str) -> tuple[str, ...]:
             elif part.upper() in codes:
                 out.append(part.upper())
             else:
-                raise PolicyError(f"{where}'fail_on': {part!r} is neither a severity "
+                raise PolicyError(f"{where}{key!r}: {part!r} is neither a severity "
                                   f"({', '.join(SEVERITY_RANK)}), 'none', nor a finding code "
                                   f"({', '.join(sorted(codes))})")
     return tuple(out)
@@ -83,6 +100,10 @@ def coerce(key: str, value: Any, where: str) -> Any:
 
     if key == "fail_on":
         return _fail_on(value, where)
+    if key == "compare_fail_on":
+        return _fail_on(value, where, key, COMPARE_CODES)
+    if key == "compare":
+        return _compare_pairs(value, where)
     if key in ("require_pushed_turns", "all_tcp"):
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -115,6 +136,33 @@ def coerce(key: str, value: Any, where: str) -> Any:
     raise PolicyError(f"{where}unknown key {key!r} (known: {', '.join(sorted(KEYS))})")
 
 
+def split_pair(text: str) -> Optional[tuple[str, str]]:
+    """``NEAR:FAR`` as two paths: at the colon whose two sides both exist, else at the
+    first colon (paths may hold colons). None without a colon."""
+    cuts = [i for i, ch in enumerate(text) if ch == ":" and 0 < i < len(text) - 1]
+    for i in cuts:
+        if os.path.exists(text[:i]) and os.path.exists(text[i + 1:]):
+            return text[:i], text[i + 1:]
+    return (text[:cuts[0]], text[cuts[0] + 1:]) if cuts else None
+
+
+def _compare_pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``compare``: a list of "NEAR:FAR" strings or [NEAR, FAR] lists."""
+    if not isinstance(value, list):
+        raise PolicyError(f"{where}'compare': expected a list of \"NEAR:FAR\" strings or "
+                          f"[NEAR, FAR] pairs, not {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str) and (pair := split_pair(item)) is not None:
+            out.append(pair)
+        elif isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) and x for x in item):
+            out.append((item[0], item[1]))
+        else:
+            raise PolicyError(f"{where}'compare': {item!r} is neither \"NEAR:FAR\" nor "
+                              "[NEAR, FAR]")
+    return tuple(out)
+
+
 def policy_from_mapping(data: dict[str, Any], where: str = "policy key ") -> Policy:
     """Build a policy from a TOML table; unknown keys and wrong types name the key."""
     values: dict[str, Any] = {}
@@ -127,7 +175,20 @@ def policy_from_mapping(data: dict[str, Any], where: str = "policy key ") -> Pol
                 if not isinstance(sub, dict):
                     raise PolicyError(f"{where}'overrides.{pattern}': expected a table")
                 sub_where = f"{where[:-1]} 'overrides.\"{pattern}\".' "
+                for k in sub:
+                    if k in KEYS and k not in TRACE_ONLY:
+                        raise PolicyError(f"{sub_where}{k!r}: an override applies to traces; "
+                                          "compare pairs are set at the top level")
                 overrides.append((pattern, {k: coerce(k, v, sub_where) for k, v in sub.items()}))
+            continue
+        if key == "compare" and isinstance(value, dict):
+            # the table form: [compare] pairs = [...], fail_on = ...
+            for k in value:
+                if k not in ("pairs", "fail_on"):
+                    raise PolicyError(f"{where}'compare.{k}': unknown key (known: fail_on, pairs)")
+            values["compare"] = coerce("compare", value.get("pairs", []), where)
+            if "fail_on" in value:
+                values["compare_fail_on"] = coerce("compare_fail_on", value["fail_on"], where)
             continue
         values[key] = coerce(key, value, where)
     return Policy(**values, overrides=tuple(overrides))

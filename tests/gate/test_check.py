@@ -37,6 +37,8 @@ fail_on = "none"
 fail_on = "none"
 [overrides."captures/gen_*"]
 fail_on = "none"
+[overrides."captures/path_*"]
+fail_on = "none"
 """
 
 
