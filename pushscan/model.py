@@ -192,6 +192,7 @@ class SegmentBatch:
     icmp: list[IcmpError] = field(default_factory=list)
     hints: bool = False
     tunnels: list[TunnelInfo] = field(default_factory=list)
+    until: int = -1     # capture time at the batch's end when segments were taken out of it
 
     def __len__(self) -> int:
         return len(self.seg)
@@ -203,7 +204,8 @@ class SegmentBatch:
         return zip(*(seg[name].tolist() for name in SEGMENT_FIELDS))
 
     def last_ts(self) -> int:
-        return int(self.seg["ts"][-1])
+        """Capture time at the batch's end (its last segment's, or ``until``)."""
+        return self.until if self.until >= 0 else int(self.seg["ts"][-1])
 
 
 @dataclass(slots=True)

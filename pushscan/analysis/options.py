@@ -25,6 +25,7 @@ class Options:
     max_buffer: int = 8 << 20                # out-of-order bytes held per direction
     max_line: int = 4096                     # bytes kept of one SMTP line
     fast: Optional[bool] = None              # compiled fast lane: None = for big inputs only
+    shard: Optional[tuple[int, int]] = None  # (index, count): track only that shard's sessions
     nets: list[Any] = field(default_factory=list, repr=False)   # ``local``, parsed
 
     def __post_init__(self) -> None:
@@ -40,6 +41,8 @@ class Options:
         for name, least in (("max_sessions", 1), ("max_buffer", 0), ("max_line", 16)):
             if int(getattr(self, name)) < least:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {least}")
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise UsageError(f"shard {self.shard[0]} of {self.shard[1]} does not exist")
         try:
             self.nets = [ipaddress.ip_network(c, strict=False) for c in self.local]
         except ValueError as exc:

@@ -24,6 +24,7 @@ from ..tcp.session import Session
 from ..tcp.tracker import LINGER_NS, Tracker
 from ..version import __version__
 from .options import Options
+from .shard import Shard, select
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class Analysis:
 
     def _run(self) -> dict[str, Any]:
         tracker = make_tracker(self.opts, self._ended, self.trace_ids)
+        shard = Shard(*self.opts.shard) if self.opts.shard is not None else None
         frame0 = 0
         for index, path in enumerate(self.paths):
             info: dict[str, Any] = {"path": path, "format": None, "link_types": [],
@@ -234,6 +236,8 @@ class Analysis:
                         fast = self._fast_lane(tracker, engine, path, opening=False)
                         if fast and self.readahead:   # proven big while read (a pipe)
                             batches = prefetch(batches)
+                    if shard is not None:
+                        batch = select(batch, shard)
                     (self.lane or tracker).feed(batch, index)
                     if self.progress is not None:
                         self.progress(engine.bytes_read - done)

@@ -34,6 +34,7 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
     """
     from ..compare import compare as run_compare, same_file
     from ..compare.text import render_text
+    from ..report.terminal import use_color, width_of
 
     try:
         opts = options_of(ports, outgoing, local, all_tcp, engine)
@@ -52,7 +53,7 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
         if fmt == "json":
             sink.stream.write(json.dumps(doc, indent=1) + "\n")
         else:
-            render_text(doc, sink.stream)
+            render_text(doc, sink.stream, use_color(None, sink.stream), width_of(sink.stream))
         sink.commit()
     except BrokenPipeError:
         sink.abort()

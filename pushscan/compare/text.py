@@ -2,17 +2,13 @@
 side (near frame <-> far frame) and its verdict; the sessions seen at one point only."""
 from __future__ import annotations
 
-import textwrap
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
+
+from ..report.terminal import Terminal
+from ..report.text import endpoint_text as _ep
 
 LIMIT = 200          # pairs shown in full; past it only those whose verdict is not clean
 ROWS = 12            # frame rows shown per finding
-WIDTH = 100
-
-
-def _ep(e: dict[str, Any]) -> str:
-    ip = e["ip"]
-    return f"[{ip}]:{e['port']}" if ":" in ip else f"{ip}:{e['port']}"
 
 
 def _session(point: str, s: dict[str, Any]) -> str:
@@ -53,56 +49,59 @@ def _frame_rows(f: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _wrap(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ")
-
-
-def render_pair(p: dict[str, Any]) -> list[str]:
-    lines = [f"{_session('near', p['near'])}  <->  {_session('far', p['far'])}: {p['verdict']}"]
+def render_pair(term: Terminal, p: dict[str, Any]) -> None:
+    term.line(f"{_session('near', p['near'])}  <->  {_session('far', p['far'])}: {p['verdict']}")
     nat = [who for who in ("client", "server") if p["translated"][who]]
-    where = f"  the client is at the {p['client_point']} side (told by {p['client_point_by']})"
+    where = f"the client is at the {p['client_point']} side (told by {p['client_point_by']})"
     if nat:
         where += "; translated between the points (NAT): " + ", ".join(nat)
-    lines.append(where)
+    term.line(where, indent="  ")
     for name, d in p["directions"].items():
-        lines.append(_direction(name, d))
+        term.line(_direction(name, d).lstrip(), indent="  ")
     for f in p["findings"]:
-        lines.extend(_wrap(f"{f['severity']:<7} {f['code']} {f['direction']}: {f['message']}", "  "))
-        lines.extend(f"            {row}" for row in _frame_rows(f))
-        lines.extend(_wrap(f"remedy: {f['remedy']}", "          "))
-    lines.extend(_wrap(f"verdict {p['verdict']}: {p['explanation']}", "  "))
-    return lines
+        term.line(f"{f['severity']:<7} {f['code']} {f['direction']}: {f['message']}", indent="  ")
+        for row in _frame_rows(f):
+            term.line(row, indent="            ")
+        term.line(f"remedy: {f['remedy']}", indent="          ")
+    term.line(f"verdict {p['verdict']}: {p['explanation']}", indent="  ")
 
 
-def render_text(doc: dict[str, Any], out: TextIO) -> None:
-    """Write the text report of a compare document."""
+def render_text(doc: dict[str, Any], out: TextIO, color: bool = False,
+                width: Optional[int] = None) -> None:
+    """Write the text report of a compare document (``width``: the terminal's, or None
+    for a file or pipe: nothing wraps)."""
+    term = Terminal(out, color, width)
     for inp in doc["inputs"]:
         errors = "; ".join(inp["errors"])
-        out.write(f"{inp['point']}: {inp['path']}: {inp['format']}, {inp['packets']} packets"
-                  f"{'; ' + errors if errors else ''}\n")
+        term.line(f"{inp['point']}: {inp['path']}: {inp['format']}, {inp['packets']:,} packets"
+                  f"{'; ' + errors if errors else ''}")
     off = doc["clock_offset_seconds"]
     if off is None:
-        out.write("clock offset (far - near): unknown (no direction matched both ways); "
-                  "no one-way delays\n")
+        term.line("clock offset (far - near): unknown (no direction matched both ways); "
+                  "no one-way delays")
     else:
-        out.write(f"clock offset (far - near): {off:+.6f} s, from {doc['clock_offset_from']}\n")
+        term.line(f"clock offset (far - near): {off:+.6f} s, from {doc['clock_offset_from']}")
     pairs = doc["pairs"]
     shown = pairs if len(pairs) <= LIMIT else [p for p in pairs if p["verdict"] != "clean"]
     for p in shown:
-        out.write("\n" + "\n".join(render_pair(p)) + "\n")
+        term.line()
+        render_pair(term, p)
     if len(shown) < len(pairs):
-        out.write(f"\n({len(pairs) - len(shown)} clean pair(s) not shown; --format json lists "
-                  "them all)\n")
+        term.line()
+        term.line(f"({len(pairs) - len(shown)} clean pair(s) not shown; --format json lists "
+                  "them all)")
     un = doc["unmatched_sessions"]
     for point in ("near", "far"):
         if un[point]:
-            out.write(f"\nseen at {point} only ({len(un[point])}):\n")
+            term.line()
+            term.line(f"seen at {point} only ({len(un[point])}):")
             for s in un[point][:LIMIT]:
-                out.write(f"  {_session(point, s)}, frames {s['first_frame']}-{s['last_frame']}, "
-                          f"{s['verdict']}\n")
+                term.line(f"{_session(point, s)}, frames {s['first_frame']}-{s['last_frame']}, "
+                          f"{s['verdict']}", indent="  ")
             if len(un[point]) > LIMIT:
-                out.write(f"  ... {len(un[point]) - LIMIT} more\n")
+                term.line(f"... {len(un[point]) - LIMIT} more", indent="  ")
     summ = doc["summary"]
     verdicts = ", ".join(f"{k} {v}" for k, v in summ["by_verdict"].items()) or "none"
-    out.write(f"\n{summ['pairs']} pair(s): {verdicts}; seen at one point only: near "
-              f"{summ['unmatched']['near']}, far {summ['unmatched']['far']}\n")
+    term.line()
+    term.line(f"{summ['pairs']} pair(s): {verdicts}; seen at one point only: near "
+              f"{summ['unmatched']['near']}, far {summ['unmatched']['far']}")

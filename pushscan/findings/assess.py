@@ -576,7 +576,8 @@ class _Assessment:
                 f"(first: frame {s.ignored_reset_frame}) came before its SYN-ACK without "
                 "acknowledging the SYN: the client's stack ignores such a reset (RFC 793), so it "
                 "refused nothing (a stray or forged packet)")
-        if s.icmp and Verdict.NO_ANSWER not in self.implied and Code.ICMP_UNREACHABLE not in self.codes:
+        if s.icmp and Verdict.NO_ANSWER not in self.implied and Code.ICMP_UNREACHABLE not in self.codes \
+                and (s.dirs[0].packets or s.dirs[1].packets):    # (else why_incomplete says it)
             self.notes.append(f"{len(s.icmp)} ICMP error(s) quoted this session: {s.icmp[0].text}")
 
 

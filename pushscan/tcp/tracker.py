@@ -128,7 +128,7 @@ class Tracker:
         """Batch-end work: capture time advances, ICMP errors attach, lingering closed
         sessions end."""
         table = self.table
-        if len(batch):
+        if len(batch) or batch.until >= 0:
             self.now = batch.last_ts()
         for err in batch.icmp:
             s = table.get(err.flow)

@@ -1,0 +1,125 @@
+"""The client side of a run on the cluster: submit the plan, spill each result to a local
+temporary file as it arrives, hand back each group's report in order.
+
+The contract is that of ``analysis.parallel.in_parallel``: an iterator of ``(report,
+unreadable)`` per group, in the groups' order, whose ``report["sessions"]`` is an iterator
+(compact JSON bytes with ``as_text``, documents otherwise) in id order, streamed from the
+spilled files: the client holds one session per shard at a time, whatever the capture.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any, Callable, Iterator, Optional
+
+from ..analysis.options import Options
+from ..analysis.shard import merge_sessions, merge_summaries
+from ..errors import InputError, PushscanError
+from ..report.json_stream import compact_json
+from .client import Cluster
+from .plan import Task, plan
+from .tasks import read_head, read_sessions, run_task
+
+
+def _unreadable(head: dict[str, Any], worker_view: bool) -> list[InputError]:
+    """The inputs a task could not read; a file that this machine sees and the worker
+    does not is said to be missing there (the cluster needs a shared file system)."""
+    out = []
+    for path, problem in head["unreadable"]:
+        if worker_view and problem == "no such file" and os.path.exists(path):
+            problem = (f"no such file on Dask worker {head['worker']} (the workers must see "
+                       "the same paths: a shared file system)")
+        out.append(InputError(path, problem))
+    return out
+
+
+def _group_report(files: list[str], as_text: bool, tidy: Callable[[], None]) -> \
+        tuple[dict[str, Any], list[InputError]]:
+    """A group's report from its tasks' spilled results (one per shard, in shard order)."""
+    heads = [read_head(f) for f in files]
+    head = heads[0]
+    unreadable = _unreadable(head, worker_view=True)
+    for inp in head["inputs"]:
+        for u in unreadable:
+            if inp["path"] == u.path and inp["errors"]:
+                inp["errors"] = [u.problem if e.startswith("no such file") else e for e in inp["errors"]]
+    summary = merge_summaries([h["summary"] for h in heads]) if len(heads) > 1 else head["summary"]
+
+    def sessions() -> Iterator[Any]:
+        try:
+            if len(files) == 1:
+                for line in read_sessions(files[0]):
+                    yield line if as_text else json.loads(line)
+                return
+            docs = merge_sessions([(json.loads(b) for b in read_sessions(f)) for f in files])
+            for doc in docs:
+                yield compact_json(doc) if as_text else doc
+        finally:
+            tidy()
+
+    return {"inputs": head["inputs"], "sessions": sessions(), "summary": summary}, unreadable
+
+
+def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
+               shards: Optional[int] = None, as_text: bool = False,
+               task_done: Optional[Callable[[int, int], None]] = None) -> \
+        Iterator[tuple[dict[str, Any], list[InputError]]]:
+    """Analyse ``groups`` on ``cluster`` (``shards`` per capture, or as ``plan`` chooses);
+    ``task_done(done, total)`` after each task."""
+    from distributed import as_completed
+
+    groups = [[os.path.abspath(p) for p in g] for g in groups]
+    tasks = plan(groups, cluster.threads, shards)
+    run_id = uuid.uuid4().hex[:12]
+    client = cluster.client
+    futures = {client.submit(run_task, t.paths, opts, t.shard, pure=False,
+                             key=f"pushscan-{run_id}-{i}"): i for i, t in enumerate(tasks)}
+    by_group: dict[int, list[int]] = {}
+    for i, t in enumerate(tasks):
+        by_group.setdefault(t.group, []).append(i)
+    spill = tempfile.mkdtemp(prefix="pushscan-cluster-")
+    done: set[int] = set()
+    nxt = 0
+    try:
+        for fut in as_completed(list(futures)):
+            i = futures[fut]
+            try:
+                blob = fut.result()
+            except Exception as exc:   # noqa: BLE001 - a task's own failure, named in one line
+                t = tasks[i]
+                what = ", ".join(t.paths) + (f" (shard {t.shard[0] + 1} of {t.shard[1]})" if t.shard else "")
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise PushscanError(f"a Dask task failed for {what}: {type(exc).__name__}"
+                                    + (f": {why}" if why else "")) from None
+            with open(os.path.join(spill, f"{i}.gz"), "wb") as f:
+                f.write(blob)
+            del blob
+            fut.release()
+            done.add(i)
+            if task_done is not None:
+                task_done(len(done), len(tasks))
+            while nxt < len(groups) and all(j in done for j in by_group[nxt]):
+                files = [os.path.join(spill, f"{j}.gz") for j in by_group[nxt]]
+                report, unreadable = _group_report(files, as_text, _remover(files))
+                yield report, unreadable
+                nxt += 1
+    finally:
+        for fut in futures:
+            fut.cancel()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _remover(files: list[str]) -> Callable[[], None]:
+    def remove() -> None:
+        for f in files:
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+    return remove
+
+
+__all__ = ["Task", "on_cluster"]
