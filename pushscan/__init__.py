@@ -15,10 +15,12 @@ def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:
     """Analyse capture files as one capture and return the report (``"schema": 1``).
 
     Options are those of ``pushscan analyze``: ``ports``, ``all_tcp``, ``outgoing``
-    (``"client"``/``"server"``), ``local`` (CIDRs), ``engine``. Unreadable inputs are listed
-    under ``inputs[].errors``; if none could be read, ``InputError`` is raised.
+    (``"client"``/``"server"``), ``local`` (CIDRs), ``engine``, ``merge``. Several files
+    must be one capture (pieces of a ring set, ``analysis.grouping``), else ``UsageError``
+    says why, unless ``merge=True``. Unreadable inputs are listed under
+    ``inputs[].errors``; if none could be read, ``InputError`` is raised.
     """
-    from .analysis import Analysis, Options, time_order
+    from .analysis import Analysis, Options, one_capture
 
     if isinstance(paths, str):
         paths = [paths]
@@ -26,7 +28,7 @@ def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:
     if not plist:
         raise UsageError("no capture given")
     opts = Options(**options)
-    return Analysis(time_order(plist), opts).run_or_raise()
+    return Analysis(one_capture(plist, opts, "pass merge=True"), opts).run_or_raise()
 
 
 def check(paths: str | Iterable[str], policy: Any = None, baseline: Any = None,

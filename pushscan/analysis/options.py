@@ -19,7 +19,8 @@ class Options:
     all_tcp: bool = False
     outgoing: str = "client"                 # client | server
     local: tuple[str, ...] = ()              # CIDRs: outgoing = sent by a local address
-    separate: bool = False
+    separate: bool = False                   # each file a capture of its own
+    merge: bool = False                      # all files one capture (else: ring sets join)
     engine: str = "native"
     max_sessions: int = 50_000               # open sessions kept (the idlest are evicted)
     max_buffer: int = 8 << 20                # out-of-order bytes held per direction
@@ -41,6 +42,8 @@ class Options:
         for name, least in (("max_sessions", 1), ("max_buffer", 0), ("max_line", 16)):
             if int(getattr(self, name)) < least:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {least}")
+        if self.separate and self.merge:
+            raise UsageError("--merge and --separate exclude each other")
         if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
             raise UsageError(f"shard {self.shard[0]} of {self.shard[1]} does not exist")
         try:

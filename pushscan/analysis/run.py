@@ -14,7 +14,7 @@ import os
 from typing import Any, Callable, Optional
 
 from ..decode import linktype_name
-from ..errors import CaptureDamaged, InputError
+from ..errors import CaptureDamaged, InputError, UsageError
 from ..model import DecodeStats
 from ..report.document import SCHEMA, Tally, endpoint, session_document
 from ..smtp import IMPLICIT_TLS_PORTS, SmtpDialogue, smtp_of
@@ -23,6 +23,7 @@ from ..sources.prefetch import prefetch
 from ..tcp.session import Session
 from ..tcp.tracker import LINGER_NS, Tracker
 from ..version import __version__
+from .grouping import Group, ring_sets
 from .options import Options
 from .shard import Shard, select
 
@@ -278,6 +279,30 @@ class Analysis:
         return report
 
 
+def captures(paths: list[str], opts: Options) -> tuple[list[Group], list[str]]:
+    """The captures among ``paths`` (``grouping``): each file alone with ``separate``, all
+    in time order with ``merge``, else the ring sets they form; and why files named
+    together were not joined."""
+    if opts.separate:
+        return [Group((p,), "file") for p in paths], []
+    if opts.merge or len(paths) < 2:
+        ordered = tuple(time_order(list(paths)))
+        return [Group(ordered, "merged" if len(ordered) > 1 else "file")], []
+    return ring_sets(list(paths))
+
+
+def one_capture(paths: list[str], opts: Options, merge_hint: str = "use --merge") -> list[str]:
+    """``paths`` in time order, when they are one capture (or ``opts.merge``); else
+    ``UsageError`` saying why not (for commands that follow one capture's sessions)."""
+    if len(paths) > 1 and not opts.merge:
+        found, why = captures(paths, opts)
+        placed = [g for g in found if g.how != "unplaced"]
+        if len(placed) > 1:
+            raise UsageError(f"these files are {len(placed)} captures, not one ({'; '.join(why)}): "
+                             f"name one capture's files, or {merge_hint} to read them as one")
+    return time_order(list(paths))
+
+
 def groups(paths: list[str], opts: Options) -> list[list[str]]:
-    """The analyses to run: all files as one capture in time order, or each alone."""
-    return [[p] for p in paths] if opts.separate else [time_order(list(paths))]
+    """The analyses to run: the files of each capture (``captures``)."""
+    return [list(g.paths) for g in captures(paths, opts)[0]]

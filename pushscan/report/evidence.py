@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..analysis import Analysis, Options, time_order
+from ..analysis import Analysis, Options, one_capture
 from ..errors import UsageError
 from ..model import FIN, PSH, RST
 from ..tcp.session import Session
@@ -19,7 +19,7 @@ WAIT_SHOWN_NS = 200_000_000   # a wait inside a turn shorter than this is normal
 
 def traced(paths: list[str], opts: Options, ids: set[int]) -> tuple[dict[str, Any], dict[int, tuple[Session, dict[str, Any]]]]:
     """Analyse ``paths`` recording every packet of sessions ``ids``."""
-    a = Analysis(time_order(list(paths)), opts, trace_ids=frozenset(ids))
+    a = Analysis(one_capture(list(paths), opts), opts, trace_ids=frozenset(ids))
     return a.run_or_raise(), a.traced
 
 

@@ -90,7 +90,7 @@ def test_plot_cli(tmp_path):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     files = [str(CAPTURES / n) for n in ("smtp_ok.pcap", "smtp_unpushed_reset.pcap")]
-    html, info = report_html(files, Options())
+    html, info = report_html(files, Options(merge=True))
     out = tmp_path_factory.mktemp("report") / "report.html"
     out.write_text(html)
     return out, html, info
@@ -99,9 +99,9 @@ def page(tmp_path_factory):
 def test_report_sections_and_offline(page):
     _, html, info = page
     assert info["graphs"] == 1
-    for section in ("id=summary", "id=sessions", "id=findings", "id=session-1"):
+    for section in ("id=capture-0", "id=sessions-table-0", "id=findings", "id=session-0-1"):
         assert section in html
-    # two files are one capture: frames 14 and 16 of the second file are 49 and 51
+    # two files merged into one capture: frames 14 and 16 of the second file are 49 and 51
     assert "UNPUSHED_BEFORE_RESET" in html and "ForcePushBit=1" in html and "frames 49, 51" in html
     assert html.count("<svg") == 1
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)     # nothing fetched from a network
@@ -152,3 +152,36 @@ def test_plot_draws_the_new_evidence(tmp_path):
     assert plot(s, doc, str(tmp_path / "i.png"))["client_to_server"]["icmp"] == 17
     s, doc = one_session([str(CAPTURES / "gen_keepalive_answered.pcap")], Options(), 0)
     assert plot(s, doc, str(tmp_path / "k.png"))["client_to_server"]["keepalives"] == 3
+
+
+def test_report_of_two_captures_keeps_them_apart():
+    """Files that are not one capture get a section each, their own ids and no merged
+    findings; the page says why they were not joined."""
+    files = [str(CAPTURES / n) for n in ("smtp_ok.pcap", "smtp_unpushed_reset.pcap")]
+    html, info = report_html(files, Options())
+    assert info["captures"] == 2 and info["graphs"] == 1
+    assert "overlaps" in html and "each analysed alone; --merge joins them" in html
+    assert "id=capture-0" in html and "id=capture-1" in html
+    assert "frames 14, 16" in html and "frames 49, 51" not in html     # its own frame numbers
+    assert "session 0 of " in html and "id=session-1-0" in html
+
+
+def test_report_details_the_worst_sessions_first(monkeypatch):
+    """Past MAX_GRAPHS flagged sessions, the worst are detailed (a failed verdict before
+    an ok one with a warning), and the page says how many were left out."""
+    import pushscan.report.html as h
+
+    monkeypatch.setattr(h, "MAX_GRAPHS", 1)
+    files = [str(CAPTURES / "smtp_unpushed_turns.pcap")]
+    page, info = report_html(files, Options())
+    docs = info["reports"][0]
+    assert info["graphs"] == 1
+    w = h.Worst(2, only_flagged=True)
+    ok = {"id": 0, "verdict": "ok", "findings": [{"severity": "warning"}]}
+    bad = {"id": 5, "verdict": "peer_reset", "findings": [{"severity": "error"}]}
+    worse = {"id": 9, "verdict": "peer_reset", "findings": [{"severity": "error"}] * 2}
+    fine = {"id": 1, "verdict": "ok", "findings": []}
+    for i, d in enumerate((ok, bad, fine, worse)):
+        w.add(d, 0)
+    assert [d["id"] for d in w.docs()] == [9, 5] and w.offered == 3
+    assert docs["summary"]["sessions"] >= 1

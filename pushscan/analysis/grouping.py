@@ -1,0 +1,128 @@
+"""Which files named together are one capture.
+
+Files join only when they are pieces of one ring set (``tcpdump -C/-G/-W``, ``dumpcap -b``,
+a capture cut with ``editcap -c``): ordered by their first packet, each starts no earlier
+than the previous one's last packet and within ``MAX_GAP_NS`` of it, with the same link
+types. Anything else is a capture of its own: unrelated files must never merge into
+false findings ("a SYN that got no SYN-ACK" for a session complete in its own file).
+``--merge`` joins all files in time order regardless; ``--separate`` keeps every file alone.
+
+Standard input, FIFOs and other inputs that are not regular files are never read ahead
+(they can be read once only): each is a capture of its own, in the order given.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import CaptureDamaged, InputError
+from ..sources.engines import open_input
+
+MAX_GAP_NS = 600 * 1_000_000_000   # 10 minutes: RFC 5321's longest timeout
+
+
+@dataclass(frozen=True)
+class Extent:
+    """What the grouping knows of one input: its first and last packet times (None when
+    it has no packet, cannot be read, or is not a regular file) and link types."""
+
+    path: str
+    first_ts: Optional[int] = None
+    last_ts: Optional[int] = None
+    link_types: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Group:
+    """One capture: its files in time order, and how they came together: ``file`` (one
+    file), ``ring set`` (consecutive pieces), ``merged`` (``--merge``), ``unplaced`` (one
+    input not placed in time: standard input, a FIFO, empty or unreadable)."""
+
+    paths: tuple[str, ...]
+    how: str
+
+    def describe(self) -> str:
+        """For the text report and notes: which files, and why together."""
+        if len(self.paths) == 1:
+            return self.paths[0]
+        why = {"ring set": "one capture: consecutive in time, same link types (a ring set)",
+               "merged": "one capture (--merge)"}.get(self.how, self.how)
+        return f"{' + '.join(self.paths)}: {why}; frame numbers continue from file to file"
+
+
+def regular(path: str) -> bool:
+    try:
+        return path != "-" and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def extent(path: str) -> Extent:
+    """First and last packet times and link types of a regular capture file (read through
+    once with the compiled scanner when built; a damaged tail ends it where it breaks)."""
+    if not regular(path):
+        return Extent(path)
+    try:
+        raw, reader = open_input(path)
+    except InputError:
+        return Extent(path)
+    first = last = None
+    try:
+        reader.fast = True
+        for batch in reader.batches():
+            if len(batch):
+                if first is None:
+                    first = int(batch.ts[0])
+                last = int(batch.ts[-1])
+    except (CaptureDamaged, OSError, ValueError, MemoryError):
+        pass
+    finally:
+        raw.close()
+    return Extent(path, first, last, frozenset(reader.link_types))
+
+
+def _joins(prev: Extent, last_ts: int, nxt: Extent) -> Optional[str]:
+    """None if ``nxt`` continues the capture that ended at ``last_ts`` with ``prev``;
+    else why not (for the note)."""
+    assert nxt.first_ts is not None
+    if nxt.link_types != prev.link_types:
+        return f"{nxt.path} has other link types than {prev.path}"
+    if nxt.first_ts < last_ts:
+        return f"{nxt.path} overlaps {prev.path} in time"
+    gap = nxt.first_ts - last_ts
+    if gap > MAX_GAP_NS:
+        return f"{nxt.path} starts {gap / 1e9:,.0f} s after {prev.path} ends"
+    return None
+
+
+def ring_sets(paths: list[str]) -> tuple[list[Group], list[str]]:
+    """The captures among ``paths``, in time order (inputs that cannot be placed in time
+    keep their place after those that can), and why files were not joined."""
+    extents = [extent(p) for p in paths]
+    timed = sorted((e for e in extents if e.first_ts is not None),
+                   key=lambda e: (e.first_ts, paths.index(e.path)))
+    groups: list[Group] = []
+    why: list[str] = []
+    current: list[Extent] = []
+    last_ts = 0
+    for e in timed:
+        if current:
+            reason = _joins(current[-1], last_ts, e)
+            if reason is None:
+                current.append(e)
+                last_ts = max(last_ts, e.last_ts or 0)
+                continue
+            why.append(reason)
+            groups.append(_group(current))
+        current = [e]
+        last_ts = e.last_ts or 0
+    if current:
+        groups.append(_group(current))
+    groups += [Group((e.path,), "unplaced") for e in extents if e.first_ts is None]
+    return groups, why
+
+
+def _group(extents: list[Extent]) -> Group:
+    return Group(tuple(e.path for e in extents), "file" if len(extents) == 1 else "ring set")
