@@ -38,10 +38,18 @@ def side_name(s: Session, d: int) -> str:
     return "client" if d == s.client_dir else "server"
 
 
-def _finding(code: Code, message: str, frames: list[int] | tuple[int, ...],
+def _finding(code: Code, message: str, frames: list[int] | tuple[int, ...], frame_count: int = 0,
              **fields: Any) -> dict[str, Any]:
-    return {"code": code.value, "severity": SEVERITY[code].value, "message": message,
-            "frames": sorted(set(frames)), **fields}
+    """A finding; ``frame_count``: how many frames it concerns when ``frames`` holds only
+    the first ones the tracker kept (``FRAMES_KEPT``), so that no report shows a range as
+    if it were all."""
+    listed = sorted(set(frames))
+    doc: dict[str, Any] = {"code": code.value, "severity": SEVERITY[code].value, "message": message,
+                           "frames": listed}
+    if frame_count > len(listed):
+        doc["frame_count"] = frame_count
+    doc.update(fields)
+    return doc
 
 
 def _secs(ns: int) -> float:
@@ -101,9 +109,9 @@ class _Assessment:
         self.codes: set[Code] = set()
 
     def add(self, code: Code, message: str, frames: list[int] | tuple[int, ...],
-            implies: Optional[Verdict] = None, **fields: Any) -> None:
+            implies: Optional[Verdict] = None, frame_count: int = 0, **fields: Any) -> None:
         """A finding, and the verdict it implies if it explains the session's end."""
-        self.findings.append(_finding(code, message, frames, **fields))
+        self.findings.append(_finding(code, message, frames, frame_count, **fields))
         self.implied.append(implies)
         self.codes.add(code)
 
@@ -187,7 +195,7 @@ class _Assessment:
             if icmp:
                 msg += f"; {len(icmp)} ICMP error(s) came back: {icmp[0].text}"
             self.add(Code.NO_ANSWER, msg, s.syn_frames + [e.frame for e in icmp], Verdict.NO_ANSWER,
-                     syns=s.syn_count, icmp_errors=[e.text for e in icmp])
+                     frame_count=s.syn_count + len(icmp), syns=s.syn_count, icmp_errors=[e.text for e in icmp])
 
     # -- what the server said ----------------------------------------------------------
     def refused(self) -> None:
@@ -368,7 +376,7 @@ class _Assessment:
                          f"from the {side_name(s, out)} had waited {_secs(dwell):g}s without PSH"
                          f"{during}.{acked}",
                          list(r.unpushed_frames) + [r.frame], Verdict.PUSH_PROBLEM,
-                         unpushed_bytes=r.unpushed_bytes, acked=r.acked, dwell_seconds=_secs(dwell),
+                         frame_count=r.unpushed_count + 1, unpushed_bytes=r.unpushed_bytes, acked=r.acked, dwell_seconds=_secs(dwell),
                          reset_frame=r.frame, smtp_command=cmd)
                 self.reset_turn_reported = True
                 return
@@ -429,7 +437,8 @@ class _Assessment:
                           "the capture went on"}[t.ended_by]
             self.add(Code.UNPUSHED_TURN,
                      f"{t.bytes} bytes from the {side_name(s, out)} ended a turn without PSH; {how}",
-                     t.frames, bytes=t.bytes, wait_seconds=wait, segments=t.segments)
+                     t.frames, frame_count=t.segments, bytes=t.bytes, wait_seconds=wait,
+                     segments=t.segments)
 
     def unreachable(self) -> None:
         s = self.s

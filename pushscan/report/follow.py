@@ -137,6 +137,8 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
                 if n > BODY_LISTED:
                     segs = segs[:2] + segs[-2:]   # summarised: first and last segments
             segs_event(e.ts, e.dir, item.kind, text, segs)
+            if item.kind == "body" and n > BODY_LISTED:
+                events[-1]["frame_count"] = n
     for d in (0, 1):
         flush(d)
     events += _tcp_events(s, t0, arrow)
@@ -145,7 +147,8 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
                        "text": (f"{w.bytes} bytes waited {((w.end or s.seen_until) - w.start) / NS:.3f}s "
                                 f"without PSH; ended by {w.ended_by}"
                                 + (f" (frame {w.end_frame})" if w.end_frame else "")),
-                       "frames": w.frames[:20], "pushed": None, "bytes": w.bytes})
+                       "frames": w.frames[:20], "pushed": None, "bytes": w.bytes,
+                       "frame_count": len(w.frames), "last_frame": w.frames[-1]})
     kind_order = {"control": 0, "tcp": 1, "icmp": 1, "wait": 3}
     events.sort(key=lambda ev: (ev["t"], ev["frames"][0] if ev["frames"] else 0, kind_order.get(ev["kind"], 1)))
     return events
@@ -159,13 +162,23 @@ def follow_document(s: Session, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _frames_text(ev: dict[str, Any]) -> str:
+    """The frames of an event, never a range they do not span: a long list is shown as
+    its first and last frame and how many (``frame_count``, ``last_frame`` when the event
+    lists only some of them)."""
     frames, pushed = ev["frames"], ev["pushed"]
     if not frames:
         return ""
+    count = ev.get("frame_count", len(frames))
     if pushed is None:
-        return "frame " + ",".join(map(str, frames)) if len(frames) == 1 else \
-            f"frames {frames[0]}..{frames[-1]}" if len(frames) > 3 else "frames " + ",".join(map(str, frames))
+        last = ev.get("last_frame", frames[-1])
+        return "frame " + ",".join(map(str, frames)) if count == 1 else \
+            f"frames {frames[0]}..{last} ({count} frames)" if count > 3 else "frames " + ",".join(map(str, frames))
     marks = [f"{f}{'' if p else '(no PSH)'}" for f, p in zip(frames, pushed)]
+    if len(marks) > 8:               # a long run: its first and last three
+        count, marks = max(count, len(marks)), marks[:3] + marks[-3:]
+    if count > len(marks):           # summarised: the first and last ones
+        half = len(marks) // 2
+        return f"frames {', '.join(marks[:half])}, ... ({count - len(marks)} more), {', '.join(marks[half:])}"
     return ("frame " if len(marks) == 1 else "frames ") + ", ".join(marks)
 
 

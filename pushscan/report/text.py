@@ -127,7 +127,7 @@ def _session(term: Terminal, s: dict[str, Any]) -> None:
     term.line(head + s["verdict"], styled=term.style(head, "bold")
               + term.style(s["verdict"], verdict_style(s["verdict"])))
     for f in s["findings"][:FINDINGS_SHOWN]:
-        frames = _frames(f["frames"])
+        frames = _frames(f["frames"], f.get("frame_count", 0))
         sev = f"{f['severity']:7}"
         text = f"{sev} {f['code']}: {f['message']}" + (f" (frames {frames})" if frames else "")
         term.line(text, indent="  ", hang="          ",
@@ -183,7 +183,10 @@ def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: in
     _summary(term, report["summary"])
 
 
-def _frames(frames: list[int], most: int = 12) -> str:
-    if len(frames) <= most:
+def _frames(frames: list[int], count: int = 0, most: int = 12) -> str:
+    """A finding's frames: all of them, or the first ``most`` and how many there are
+    (``count``, when the finding lists only the first ones it kept)."""
+    total = max(count, len(frames))
+    if total <= most and len(frames) == total:
         return ",".join(map(str, frames))
-    return ",".join(map(str, frames[:most])) + f",... ({len(frames)} frames)"
+    return ",".join(map(str, frames[:most])) + f",... ({total:,} frames)"

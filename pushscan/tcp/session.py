@@ -249,6 +249,7 @@ class ResetFact:
     trigger_gap: int = 0
     before_peer: bool = False    # its sender had sent nothing before it
     turn_last_ts: int = 0        # when the turn's holder last sent data
+    unpushed_count: int = 0      # segments of the unpushed bytes (their first FRAMES_KEPT frames kept)
 
 
 class Session:

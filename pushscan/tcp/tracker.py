@@ -668,7 +668,8 @@ class Tracker:
                     s.syn_seen and not s.synack_seen and d != s.client_dir,
                     flags=fl, seq_expected=expected, ttl=seg.ttl, ipid=seg.ipid, opts=seg.opts,
                     trigger_frame=prev_frame, trigger_gap=prev_gap, before_peer=src.packets == 1,
-                    turn_last_ts=t.last_ts if t else 0)
+                    turn_last_ts=t.last_ts if t else 0,
+                    unpushed_count=t.unpushed_count if t and t.unpushed_bytes else 0)
                 if t is not None:
                     self._end_turn(s, t, "reset", ts)
                 self.mark_closed(s, ts, frame)

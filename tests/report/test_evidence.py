@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import pushscan
 from pushscan.analysis import Options
 from pushscan.report.evidence import one_session
 from pushscan.report.html import report_html
@@ -185,3 +186,30 @@ def test_report_details_the_worst_sessions_first(monkeypatch):
         w.add(d, 0)
     assert [d["id"] for d in w.docs()] == [9, 5] and w.offered == 3
     assert docs["summary"]["sessions"] >= 1
+
+
+def test_frame_ranges_are_true_for_a_big_stuck_body(tmp_path):
+    """200 unpushed body segments (frames 22-221) then a reset: follow's wait names frames
+    22..221 and how many, the finding says it concerns 201 frames though it lists 64."""
+    from ..dialogue_builder import Dialogue
+
+    d = Dialogue()
+    d.handshake()
+    for side, line in (("s", b"220 mx ESMTP\r\n"), ("c", b"EHLO c\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"MAIL FROM:<a@b>\r\n"), ("s", b"250 ok\r\n"), ("c", b"RCPT TO:<c@d>\r\n"),
+                       ("s", b"250 ok\r\n"), ("c", b"DATA\r\n"), ("s", b"354 go\r\n")):
+        d.say(side, line)
+    for _ in range(200):
+        d.send("c", "A", b"x" * 1000)
+    d.send("s", "A")
+    d.send("s", "RA")
+    path = d.write(tmp_path / "stuck.pcap")
+    r = run_cli("follow", str(path), "--session", "0")
+    assert r.returncode == 0
+    assert "200000 bytes waited 2.010s without PSH; ended by reset by server (frame 223) frames 22..221 (200 frames)" in r.stdout
+    assert "frames 22(no PSH), 23(no PSH), 24(no PSH), ... (194 more), 219(no PSH)" in r.stdout
+    (s,) = pushscan.analyze(str(path))["sessions"]
+    (f,) = s["findings"]
+    assert f["code"] == "UNPUSHED_BEFORE_RESET" and f["frame_count"] == 201 and len(f["frames"]) == 65
+    text = run_cli("analyze", str(path)).stdout
+    assert "(frames 22,23,24,25,26,27,28,29,30,31,32,33,... (201 frames))" in text
