@@ -29,8 +29,17 @@ def test_record_and_analyze_real_sessions(tmp_path: Path):
     require("swaks")
     if os.geteuid() != 0:
         pytest.skip("tcpdump needs root")
-    port = free_port()
-    swaks, pipelined = record_real.record(tmp_path, port=port)
+    # On a loaded machine tcpdump's kernel buffer can drop a packet (pushscan then reports
+    # a capture gap, tests/findings cover that): such a recording is made again, up to
+    # three times. Markers bracket each recording, so none starts or stops early.
+    for _ in range(3):
+        port = free_port()
+        swaks, pipelined = record_real.record(tmp_path, port=port)
+        dropped = record_real.DROPPED[swaks] + record_real.DROPPED[pipelined]
+        if not dropped:
+            break
+    else:
+        pytest.skip(f"tcpdump dropped packets in three recordings ({dropped} in the last)")
     s_report = pushscan.analyze(str(swaks), ports=(port,))
     (s,) = s_report["sessions"]
     assert s["server"]["port"] == port and s["handshake"] == "complete" and s["close"] == "fin"
