@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import UsageError
+from .select import Selection
 from ..smtp import SMTP_PORTS
 from ..sources.engines import ENGINES
 from ..sources.tshark_engine import TSHARK_MISSING, tshark_available
@@ -27,6 +28,7 @@ class Options:
     max_line: int = 4096                     # bytes kept of one SMTP line
     fast: Optional[bool] = None              # compiled fast lane: None = for big inputs only
     shard: Optional[tuple[int, int]] = None  # (index, count): track only that shard's sessions
+    select: Selection = field(default_factory=Selection)   # what is reported (--host, ...)
     nets: list[Any] = field(default_factory=list, repr=False)   # ``local``, parsed
 
     def __post_init__(self) -> None:

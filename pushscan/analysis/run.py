@@ -56,6 +56,11 @@ def time_order(paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (firsts[p] is None, firsts[p] or 0, paths.index(p)))
 
 
+def _end(s: Session, d: int) -> tuple[str, int]:
+    e = endpoint(s, d)
+    return e["ip"], e["port"]
+
+
 def make_tracker(opts: Options, on_end: Callable[[Session], None],
                   trace_ids: frozenset[int] = frozenset(), linger_ns: int = LINGER_NS) -> Tracker:
     smtp_ports = opts.smtp_ports
@@ -117,13 +122,26 @@ class Analysis:
         self.inputs: list[dict[str, Any]] = []
         self.unreadable: list[InputError] = []
         self.tally = Tally()
+        self.unselected = 0                  # sessions the selection (--host, ...) left out
         self._heap: list[tuple[int, Optional[dict[str, Any]]]] = []
         self._next_id = 0
         self._built: Optional[bool] = None   # the fast lane's kernels are built (compiled.ready)
         self.lane: Any = None                # the fast lane (tcp.lane.FastLane), once attached
 
     def _ended(self, s: Session) -> None:
-        doc = session_document(s, self.paths) if smtp_of(s.app) is not None or self.opts.all_tcp else None
+        doc = None
+        if smtp_of(s.app) is not None or self.opts.all_tcp:
+            sel = self.opts.select
+            if not sel:
+                doc = session_document(s, self.paths)
+            else:
+                self.unselected += 1
+                if sel.before_findings(s.id, (_end(s, s.client_dir), _end(s, s.client_dir ^ 1))):
+                    doc = session_document(s, self.paths)
+                    if not sel.matches(doc):
+                        doc = None
+                if doc is not None:
+                    self.unselected -= 1
         self.tally.ended(s, doc)
         if s.trace is not None:
             self.traced[s.id] = (s, doc or session_document(s, self.paths))
@@ -268,7 +286,7 @@ class Analysis:
             "engine": self.opts.engine,
             "inputs": self.inputs,
             "sessions": self.sessions,
-            "summary": self.tally.summary(tracker),
+            "summary": self.tally.summary(tracker, self.opts.select, self.unselected),
         }
 
     def run_or_raise(self) -> dict[str, Any]:

@@ -71,4 +71,7 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
                 out[key][k] = out[key].get(k, 0) + v
     out["by_verdict"] = dict(sorted(out["by_verdict"].items()))
     out["by_code"] = dict(sorted(out["by_code"].items()))
+    if "selected" in summaries[0]:
+        out["selected"] = {"filters": summaries[0]["selected"]["filters"],
+                           "left_out": sum(s["selected"]["left_out"] for s in summaries)}
     return out

@@ -152,10 +152,15 @@ class Tally:
             for f in doc["findings"]:
                 self.codes[f["code"]] = self.codes.get(f["code"], 0) + 1
 
-    def summary(self, tracker: Tracker) -> dict[str, Any]:
-        return {"sessions": self.sessions, "tcp_sessions": tracker.next_id,
-                "by_verdict": dict(sorted(self.verdicts.items())),
-                "by_code": dict(sorted(self.codes.items())),
-                "limits": {"evicted_sessions": tracker.evicted,
-                           "buffer_overflows": tracker.buffer_overflows,
-                           "lines_truncated": self.lines_truncated}}
+    def summary(self, tracker: Tracker, selection: Any = None, left_out: int = 0) -> dict[str, Any]:
+        """The summary; with a ``selection`` (``analysis.select``), its filters and how
+        many sessions they left out (the counts are of the selected sessions)."""
+        out = {"sessions": self.sessions, "tcp_sessions": tracker.next_id,
+               "by_verdict": dict(sorted(self.verdicts.items())),
+               "by_code": dict(sorted(self.codes.items())),
+               "limits": {"evicted_sessions": tracker.evicted,
+                          "buffer_overflows": tracker.buffer_overflows,
+                          "lines_truncated": self.lines_truncated}}
+        if selection:
+            out["selected"] = {"filters": selection.describe(), "left_out": left_out}
+        return out
