@@ -19,6 +19,21 @@ def _worker_version() -> str:
     return v
 
 
+def _dashboard(client: Any) -> Optional[str]:
+    """The dashboard's address if it answers (the scheduler serves it only with bokeh)."""
+    import urllib.error
+    import urllib.request
+
+    link = getattr(client, "dashboard_link", None)
+    if not link:
+        return None
+    try:
+        with urllib.request.urlopen(link, timeout=2) as r:
+            return str(link) if r.status == 200 else None
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
 @dataclass
 class Cluster:
     """A connected client, what it runs on, and what to close."""
@@ -85,8 +100,7 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT_S,
             raise UsageError(f"Dask workers run another pushscan version than this {__version__}: "
                              f"{listed}; install the same version everywhere")
         threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
-        dashboard = getattr(client, "dashboard_link", None) if info.get("services", {}).get("dashboard") \
-            else None
+        dashboard = _dashboard(client) if info.get("services", {}).get("dashboard") else None
         return Cluster(client, address, len(workers), max(1, threads), dashboard, local)
     except UsageError:
         client.close()
