@@ -30,6 +30,7 @@ from ..errors import CaptureDamaged, InputError, UsageError
 from ..model import (OPT_OTHER, SEGMENT, TS_MAX, TS_MIN, DecodeStats, IcmpError, Segment,
                      SegmentBatch, flow_key)
 from .capture import CaptureReader
+from .streams import open_fifo_for_reading, rereadable
 
 ENGINES = ("native", "scapy", "tshark")
 BATCH = 20_000
@@ -64,6 +65,14 @@ class NativeEngine:
     @property
     def bytes_read(self) -> int:
         return self.reader.bytes_read
+
+    @property
+    def clock_back(self) -> tuple[int, int, int]:
+        """Where the capture's clock went backwards: (packets earlier than the packet
+        before them, the largest step back in ns, the first such packet of the file,
+        1-based; 0 if none)."""
+        r = self.reader
+        return r.clock_back, r.clock_back_ns, r.clock_back_packet
 
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
         for rb in self.reader.batches():
@@ -409,8 +418,11 @@ Engine = Union[NativeEngine, ScapyEngine, TsharkEngine]
 
 
 def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
-    """Open one input read-only and commit to its format, or raise ``InputError``."""
+    """Open one input read-only and commit to its format, or raise ``InputError``. A FIFO
+    is waited for boundedly (``streams.open_fifo_for_reading``)."""
     if path == "-":
+        if sys.stdin is None:
+            raise InputError(path, "standard input is closed")
         raw: BinaryIO = sys.stdin.buffer
     else:
         try:
@@ -421,12 +433,15 @@ def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
             raise InputError(path, exc.strerror or str(exc)) from None
         if stat.S_ISDIR(st.st_mode):
             raise InputError(path, "is a directory, not a capture file")
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except PermissionError:
-            raise InputError(path, "permission denied") from None
-        except OSError as exc:
-            raise InputError(path, exc.strerror or str(exc)) from None
+        if stat.S_ISFIFO(st.st_mode):     # also a shell's <(...): /dev/fd/N
+            raw = open_fifo_for_reading(path)
+        else:
+            try:
+                raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            except PermissionError:
+                raise InputError(path, "permission denied") from None
+            except OSError as exc:
+                raise InputError(path, exc.strerror or str(exc)) from None
     try:
         return raw, CaptureReader(raw, path)
     except ValueError as exc:
@@ -434,6 +449,8 @@ def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
             raw.close()
         raise InputError(path, str(exc)) from None
     except OSError as exc:
+        if path != "-":
+            raw.close()
         raise InputError(path, exc.strerror or str(exc)) from None
 
 
@@ -444,8 +461,12 @@ WTAP_ENCAP_MIME = "134"   # tshark opens any file it recognises (ELF, PNG, ...) 
 
 def _tshark_can_read(path: str) -> Optional[str]:
     """None if tshark reads the file as a packet capture, else why not (one line)."""
-    r = subprocess.run(["tshark", "-r", path, "-c", "1", "-T", "fields", "-e", "frame.encap_type",
-                        "-e", "frame.protocols"], capture_output=True, text=True, timeout=60)
+    try:
+        r = subprocess.run(["tshark", "-r", path, "-c", "1", "-T", "fields", "-e", "frame.encap_type",
+                            "-e", "frame.protocols"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "tshark did not read its first packet within 60 s"
     if r.returncode == 0:
         encap, _, protocols = r.stdout.strip().partition("\t")
         if encap == WTAP_ENCAP_MIME:
@@ -466,8 +487,8 @@ def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
     try:
         raw, reader = open_input(path)
     except InputError as exc:
-        if not exc.problem.startswith("not a pcap or pcapng capture") or path == "-":
-            raise
+        if not exc.problem.startswith("not a pcap or pcapng capture") or not rereadable(path):
+            raise      # (a stream: what tshark would need was read already)
         if not tshark_available():
             raise InputError(path, exc.problem + "; for other formats (snoop, Network Monitor, "
                              "ERF, ...) install tshark and use --engine tshark") from None
@@ -479,10 +500,11 @@ def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
     close: Callable[[], None] = (lambda: None) if path == "-" else raw.close
     if engine == "native":
         return NativeEngine(raw, reader), close
-    if engine == "scapy":
-        if path == "-":
-            raise UsageError("the scapy engine reads files, not standard input")
-        raw.close()
-        return ScapyEngine(path, reader), lambda: None
     close()
+    if not rereadable(path):
+        what = "standard input" if path == "-" else f"{path}, a FIFO or pipe"
+        raise UsageError(f"the {engine} engine reads files, not {what} (the native engine reads "
+                         "streams)")
+    if engine == "scapy":
+        return ScapyEngine(path, reader), lambda: None
     return TsharkEngine(path, reader.format), lambda: None
