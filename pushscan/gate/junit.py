@@ -17,7 +17,8 @@ def junit_xml(results: list[TraceResult]) -> bytes:
         n = f = e = 0
         if r.error is not None:
             case = ET.SubElement(suite, "testcase", classname=r.path, name="read capture", time="0")
-            ET.SubElement(case, "error", message=r.error, type="UnreadableInput").text = r.error
+            ET.SubElement(case, "error", message=r.error, type=r.error_kind or "UnreadableInput").text = \
+                r.error + ("\n\n" + r.error_detail if r.error_detail else "")
             n, e = 1, 1
         for c in r.cases:
             n += 1
@@ -57,7 +58,7 @@ def github_annotations(results: list[TraceResult], out: TextIO) -> None:
     """Workflow commands that GitHub Actions shows as annotations on the run."""
     for r in results:
         if r.error is not None:
-            out.write(f"::error file={r.path},title=pushscan: unreadable trace::{_escape(r.error)}\n")
+            out.write(f"::error file={r.path},title=pushscan: trace not checked::{_escape(r.error)}\n")
         for c in r.cases:
             for msg, _frames in c.failures:
                 out.write(f"::error file={r.path},title=pushscan {c.name}::{_escape(msg)}\n")
