@@ -13,7 +13,7 @@ from typing import Callable
 
 import pytest
 
-from ..conftest import CAPTURES, TESTS
+from ..conftest import CAPTURES, TESTS, require
 
 OK = (CAPTURES / "smtp_ok.pcap").read_bytes()
 NG = (CAPTURES / "smtp_ok_multi_interface.pcapng").read_bytes()
@@ -50,8 +50,16 @@ SHB_LEN = struct.unpack_from("<I", NG, 4)[0]
 
 
 def compressed(tool: str) -> Callable[[], bytes]:
-    """The capture compressed by a real program (xz, bzip2, zstd, ...)."""
+    """The capture compressed as ``tool`` does: xz and bzip2 by the libraries they use
+    (Python's lzma and bz2), others by the program itself."""
     def make() -> bytes:
+        if tool == "xz":
+            import lzma
+            return lzma.compress(OK)
+        if tool == "bzip2":
+            import bz2
+            return bz2.compress(OK)
+        require(tool)
         return subprocess.run([tool, "-c"], input=OK, capture_output=True, check=True).stdout
     return make
 
