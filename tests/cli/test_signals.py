@@ -20,10 +20,10 @@ import generate  # noqa: E402
 
 @pytest.fixture(scope="module")
 def slow_capture(tmp_path_factory) -> Path:
-    """A capture that takes pushscan several seconds (50,000 refused sessions)."""
+    """A capture that takes pushscan many seconds (200,000 refused sessions)."""
     f = tmp_path_factory.mktemp("slow") / "refused.pcap"
     with open(f, "wb") as out:
-        generate.refused_sessions(out, 50_000)
+        generate.refused_sessions(out, 200_000)
     return f
 
 
@@ -35,6 +35,15 @@ def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
+
+
+def workers_of(pid: int, at_least: int = 1, timeout: float = 30) -> list[int]:
+    """The worker processes of ``pid``, once it has started ``at_least`` of them."""
+    deadline = time.monotonic() + timeout
+    while len(found := children(pid)) < at_least:
+        assert time.monotonic() < deadline, "no worker started"
+        time.sleep(0.05)
+    return found
 
 
 def alive(pid: int) -> bool:
@@ -96,9 +105,7 @@ def test_a_killed_worker_is_an_error_naming_its_input(tmp_path, slow_capture):
     p = start("analyze", "--separate", "-j", "2", "--format", "jsonl", str(slow_capture), str(small),
               "-o", "out.jsonl", cwd=tmp_path)
     wait_for_tmp(tmp_path, p)
-    workers = children(p.pid)
-    assert len(workers) >= 1
-    os.kill(workers[0], signal.SIGKILL)        # the first worker took the first file
+    os.kill(workers_of(p.pid)[0], signal.SIGKILL)     # the first worker took the first file
     _, err = p.communicate(timeout=120)
     assert p.returncode == 3, err
     assert err == (f"pushscan: error: {slow_capture}: the worker process analysing it died (killed by "
@@ -112,8 +119,9 @@ def test_a_killed_worker_is_an_error_naming_its_input(tmp_path, slow_capture):
 def test_a_killed_check_worker_is_an_error_case_and_the_gate_goes_on(tmp_path, slow_capture):
     small = CAPTURES / "smtp_unpushed_reset.pcap"
     p = start("check", "-j", "2", str(slow_capture), str(small), "--junit", "junit.xml", cwd=tmp_path)
-    time.sleep(2.5)
-    os.kill(children(p.pid)[0], signal.SIGKILL)
+    first = workers_of(p.pid)[0]               # it took the first trace, the slow one
+    time.sleep(1)
+    os.kill(first, signal.SIGKILL)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 3, err
     assert out.splitlines()[0] == (f"ERROR {slow_capture}: pushscan failed on this trace (its worker process "
@@ -128,8 +136,7 @@ def test_workers_die_with_pushscan(tmp_path, slow_capture):
     p = start("analyze", "--separate", "-j", "2", "--format", "json", str(slow_capture), str(slow_capture),
               "-o", "out.json", cwd=tmp_path)
     wait_for_tmp(tmp_path, p)
-    workers = children(p.pid)
-    assert len(workers) == 2
+    workers = workers_of(p.pid, at_least=2)
     p.kill()                                   # SIGKILL: no code of pushscan runs
     p.wait()
     deadline = time.monotonic() + 10
