@@ -12,6 +12,8 @@ client command sat unpushed. Deterministic for a given seed.
 
 ``--tiny N`` writes N one-packet sessions instead: a SYN each from a distinct client
 address and port to port 80, never answered (the worst case for open-session memory).
+``--refused N`` writes N refused SMTP sessions: a SYN each to port 25, answered by a RST
+(the traffic of a failing peer: every session ends, and every one is reported).
 """
 from __future__ import annotations
 
@@ -156,6 +158,30 @@ def tiny_sessions(out: BinaryIO, n: int) -> int:
     return n
 
 
+def refused_sessions(out: BinaryIO, n: int) -> int:
+    """N SMTP sessions refused: a SYN to port 25 each, answered by RST-ACK, 1 µs apart."""
+    out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+    pack, rec = HDR.pack, REC.pack
+    server = struct.pack("!I", 0xC6336419)            # 198.51.100.25
+    buf: list[bytes] = []
+    for i in range(n):
+        client = struct.pack("!I", 0x0A000000 | (i >> 14))
+        port = 1024 + (i & 0x3FFF)
+        for k, (src, dst, sport, dport, flags, seq, ack) in enumerate((
+                (client, server, port, 25, SYN, i, 0),
+                (server, client, 25, port, RST | ACK, 0, i + 1))):
+            t_us = 2 * i + k
+            buf.append(rec(1_790_000_000 + t_us // 1_000_000, t_us % 1_000_000, 54, 54))
+            buf.append(pack(*((MAC_S, MAC_C) if k == 0 else (MAC_C, MAC_S)), 0x0800, 0x45, 0, 40,
+                            i & 0xFFFF, 0x4000, 64, 6, 0, src, dst, sport, dport, seq, ack, 0x50,
+                            flags, 64240 if k == 0 else 0, 0, 0))
+        if len(buf) > 60000:
+            out.write(b"".join(buf))
+            buf.clear()
+    out.write(b"".join(buf))
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output pcap file, or - for standard output")
@@ -163,11 +189,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--tiny", type=int, default=0, metavar="N", help="N one-SYN sessions instead")
+    ap.add_argument("--refused", type=int, default=0, metavar="N",
+                    help="N SMTP sessions refused (SYN, RST) instead")
     a = ap.parse_args()
     out = sys.stdout.buffer if a.out == "-" else open(a.out, "wb")
     try:
         if a.tiny:
             tiny_sessions(out, a.tiny)
+        elif a.refused:
+            refused_sessions(out, a.refused)
         else:
             generate(out, a.packets, a.seed, a.concurrency)
     except BrokenPipeError:

@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # used by `check`: a trace failed its policy
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+EXIT_OUTPUT = 5  # an output cannot be written (disk full, I/O error, read-only, closed)
 
 
 class PushscanError(Exception):
@@ -40,6 +41,12 @@ class InputError(PushscanError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class OutputError(PushscanError):
+    """An output cannot be created or written: nothing partial is left of it."""
+
+    exit_code = EXIT_OUTPUT
 
 
 class CaptureDamaged(Exception):

@@ -37,6 +37,17 @@ def analyze_json(*args: str) -> dict[str, Any]:
     return json.loads(r.stdout)
 
 
+def json_documents(text: str) -> list[dict[str, Any]]:
+    """Every JSON document in ``text``: ``analyze`` writes one per capture, one after
+    the other, when the files named are separate captures."""
+    docs, decoder, rest = [], json.JSONDecoder(), text.lstrip()
+    while rest:
+        doc, end = decoder.raw_decode(rest)
+        docs.append(doc)
+        rest = rest[end:].lstrip()
+    return docs
+
+
 @pytest.fixture
 def captures() -> Path:
     return CAPTURES

@@ -7,7 +7,6 @@ capture program, which flushes; every session still open is then reported as ``o
 """
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import threading
@@ -15,12 +14,13 @@ import time
 from typing import Any, Callable, Optional, TextIO
 
 from ..decode import decode, linktype_name
-from ..errors import CaptureDamaged
+from ..errors import CaptureDamaged, OutputError, PushscanError
 from ..model import DecodeStats
+from ..report.output import Output
 from ..report.document import SCHEMA, Tally, session_document
 from ..smtp import SMTP_PORTS, smtp_of
 from ..sources.capture import CaptureReader
-from ..sources.capture_program import CaptureProcess, Sniffer, Tee, choose_backend
+from ..sources.capture_program import CaptureError, CaptureProcess, Sniffer, Tee, choose_backend
 from ..tcp.session import Session
 from ..version import __version__
 from .options import Options
@@ -63,6 +63,8 @@ class Monitor:
         self.stats = DecodeStats()
         self.reader: Optional[CaptureReader] = None
         self.errors: list[str] = []
+        # what went wrong after the capture started, said after what was seen is reported
+        self.error: Optional[PushscanError] = None
         self._stop = threading.Event()
         self.tally = Tally()
         self._tracker: Any = None
@@ -87,6 +89,9 @@ class Monitor:
                 self.errors.append(str(exc))
         except CaptureDamaged as exc:
             self.errors.append(str(exc))
+        except OutputError as exc:      # --write failed (a full disk): stop capturing
+            self.error = exc
+            self._stop.set()
         finally:
             q.put(None)
 
@@ -127,13 +132,21 @@ class Monitor:
             self.status.write("\n")
 
     def _run_pipe(self, prog: str) -> dict[str, Any]:
-        proc = CaptureProcess(self.ifaces, self.bpf, self.count, prog)
-        tmp = out = None
-        raw: Any = proc.stdout
-        if self.write:
-            tmp = f"{self.write}.{os.getpid()}.tmp"
-            out = open(tmp, "wb")  # noqa: SIM115 - closed below
-            raw = Tee(raw, out)
+        # the --write file is created before the capture starts: a missing directory or a
+        # read-only file system is said at once, and no capture program is left behind
+        out = Output(self.write, binary=True) if self.write else None
+        try:
+            with CaptureProcess(self.ifaces, self.bpf, self.count, prog) as proc:
+                rep = self._pipe(proc, out)
+        except BaseException:
+            if out is not None:
+                out.abort()
+            raise
+        return rep
+
+    def _pipe(self, proc: CaptureProcess, out: Optional[Output]) -> dict[str, Any]:
+        prog = proc.prog
+        raw: Any = proc.stdout if out is None else Tee(proc.stdout, out.stream)
         q: "queue.Queue[Any]" = queue.Queue(maxsize=64)
         reader = threading.Thread(target=self._read, args=(raw, q), daemon=True)
         reader.start()
@@ -153,23 +166,40 @@ class Monitor:
             proc.wait()
             reader.join(timeout=5)
             tracker.finish()
-            if out is not None:
-                out.close()
-        failure = proc.failure() if (self.reader is None or not self.reader.packets) else None
-        if failure is not None:
-            if tmp:
-                os.unlink(tmp)
-            raise failure
-        if tmp and self.write:
-            os.replace(tmp, self.write)
         r = self.reader
+        packets = r.packets if r else 0
+        failure = proc.failure() if not packets else None
+        if failure is not None:
+            raise failure
+        if self.error is not None:      # --write failed: nothing partial is kept
+            if out is not None:
+                out.abort()
+        else:
+            died = proc.died()
+            if died is not None:
+                self.error = CaptureError(f"{prog} stopped unexpectedly ({died}); the {packets} "
+                                          "packets it captured were analysed")
+                self.errors.append(f"{prog} stopped unexpectedly ({died})")
+            if out is not None:
+                out.commit()            # what was seen is kept, even after a capture died
         drops = sum(r.drops.values()) if r and r.drops else proc.kernel_drops()
         return self._report(prog, r.format if r else None, r.link_types if r else {},
-                            r.packets if r else 0, drops, tracker)
+                            packets, drops, tracker)
 
     def _run_sniffer(self, kind: str) -> dict[str, Any]:
-        tmp = f"{self.write}.{os.getpid()}.tmp" if self.write else None
-        sn = Sniffer(kind, self.ifaces, self.bpf, self.count, tmp)
+        out = Output(self.write, binary=True) if self.write else None
+        try:
+            rep = self._sniff(kind, out.tmp or out.path if out is not None else None)
+        except BaseException:
+            if out is not None:
+                out.abort()
+            raise
+        if out is not None:
+            out.commit()
+        return rep
+
+    def _sniff(self, kind: str, write: Optional[str]) -> dict[str, Any]:
+        sn = Sniffer(kind, self.ifaces, self.bpf, self.count, write)
         self.stats = sn.stats
         thread = threading.Thread(target=sn.run, daemon=True)
         thread.start()
@@ -191,11 +221,7 @@ class Monitor:
                 tracker.feed(rest)
             tracker.finish()
         if sn.error is not None:
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
             raise sn.error
-        if tmp and self.write and os.path.exists(tmp):
-            os.replace(tmp, self.write)
         return self._report(sn.prog, "live", sn.link_types, sn.packets, None, tracker)
 
     def _report(self, prog: str, fmt: Optional[str], link_types: dict[int, int], packets: int,
@@ -212,9 +238,10 @@ class Monitor:
 
 
 def install_stop_signals(monitor: Monitor) -> None:
-    """Ctrl-C and SIGTERM stop the capture cleanly instead of interrupting mid-packet."""
-    signal.signal(signal.SIGINT, monitor.request_stop)
-    signal.signal(signal.SIGTERM, monitor.request_stop)
+    """Ctrl-C, SIGTERM and SIGHUP stop the capture cleanly instead of interrupting
+    mid-packet."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, monitor.request_stop)
 
 
 def session_line(doc: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ from typing import Any, Optional
 import click
 
 from ..errors import EXIT_INPUT, PushscanError
+from ..report.output import Output, refuse_overwrite
 from ..version import __version__
-from .common import ProgressBar, Sink, fail
+from .common import ProgressBar, fail
 
 FORMATS = ("text", "json", "jsonl")
 
@@ -36,8 +37,8 @@ FORMATS = ("text", "json", "jsonl")
               help="Out-of-order bytes held per direction; past it the hole becomes a capture gap.")
 @click.option("--max-line", type=click.IntRange(16), default=4096, show_default=True,
               help="Bytes kept of one SMTP command or reply line.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report here (atomically) instead of standard output.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here (a file: complete or not at all) instead of standard output.")
 @click.option("--color/--no-color", default=None, help="Colour in text output (default: on a terminal).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="With --separate, analyse this many files at once in parallel processes.")
@@ -52,7 +53,7 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
     continue from file to file (see inputs[].first_frame).
     """
     from ..analysis import Analysis, Options, groups
-    from ..analysis.parallel import in_parallel
+    from ..analysis.parallel import WorkerLost, in_parallel
     from ..report.document import SCHEMA
     from ..report.json_stream import JsonDocument, JsonLines
 
@@ -60,22 +61,22 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
         opts = Options(ports=ports, all_tcp=all_tcp, outgoing=outgoing, local=local,
                        separate=separate, engine=engine, max_sessions=max_sessions,
                        max_buffer=max_buffer, max_line=max_line)
+        if captures.count("-") > 1:
+            raise PushscanError("standard input ('-') can be given only once")
+        refuse_overwrite([("-o", output)], captures)
+        out = Output(output)
     except PushscanError as exc:
         fail(exc)
-    if captures.count("-") > 1:
-        fail(PushscanError("standard input ('-') can be given only once"))
-    sink = Sink(output)
-    stream = sink.stream
-    is_tty = stream.isatty() if hasattr(stream, "isatty") else False
-    use_color = is_tty if color is None else color
+    stream = out.stream
+    use_color = stream.isatty() if color is None else color
 
     exit_code = 0
-    try:
-        with ProgressBar(captures) as progress:
-            todo = groups(list(captures), opts)
-            # JSON formats: workers send sessions already encoded
-            parallel = in_parallel(todo, opts, jobs, as_text=fmt in ("json", "jsonl")) \
-                if jobs > 1 and len(todo) > 1 else None
+    with out, ProgressBar(captures) as progress:
+        todo = groups(list(captures), opts)
+        # JSON formats: workers send sessions already encoded
+        parallel = in_parallel(todo, opts, jobs, as_text=fmt in ("json", "jsonl")) \
+            if jobs > 1 and len(todo) > 1 else None
+        try:
             for group in todo:
                 head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
                 writer = JsonDocument(stream, head) if fmt == "json" else \
@@ -87,7 +88,13 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                                  ordered=fmt != "jsonl")
                     report, unreadable = a.run(), a.unreadable
                 else:
-                    report, unreadable = next(parallel)
+                    result = next(parallel)
+                    if isinstance(result, WorkerLost):
+                        click.echo(f"pushscan: error: {', '.join(group)}: the worker process analysing "
+                                   f"it died ({result.reason}); nothing of it is reported", err=True)
+                        exit_code = EXIT_INPUT
+                        continue
+                    report, unreadable = result
                     # JSON from the workers for the JSON formats, documents otherwise
                     for item in report["sessions"]:
                         if writer is not None:
@@ -111,40 +118,49 @@ def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp
                     from ..report.text import render_text
                     report["sessions"] = table.sessions  # type: ignore[union-attr]
                     render_text(report, stream, use_color, omitted_ok=table.omitted_ok)  # type: ignore[union-attr]
-        sink.commit()
-    except PushscanError as exc:
-        sink.abort()
-        fail(exc)
-    except KeyboardInterrupt:
-        sink.abort()
-        click.echo("pushscan: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sink.abort()
-        sys.exit(0)
+                    table.say_omitted(stream)  # type: ignore[union-attr]
+        finally:
+            if parallel is not None:
+                parallel.close()     # workers still running are ended
     sys.exit(exit_code)
 
 
 class TextSessions:
     """Sessions for the text table: all of them in small captures; past ``LIMIT``, only
-    those whose verdict is not ``ok`` (memory stays bounded by the ones that matter)."""
+    those whose verdict is not ``ok``, and of those the first ``LISTED`` (the others are
+    counted by verdict): memory stays bounded, and so does the time to render, however
+    many sessions fail (a flood of refused connections)."""
 
     LIMIT = 500
+    LISTED = 1000
 
     def __init__(self) -> None:
         self.sessions: list[dict[str, Any]] = []
         self.omitted_ok = 0
+        self.omitted: dict[str, int] = {}     # verdict -> sessions past LISTED
         self._large = False
 
     def add(self, doc: dict[str, Any]) -> None:
-        if self._large and doc["verdict"] == "ok":
-            self.omitted_ok += 1
-            return
+        if self._large:
+            if doc["verdict"] == "ok":
+                self.omitted_ok += 1
+                return
+            if len(self.sessions) >= self.LISTED:
+                self.omitted[doc["verdict"]] = self.omitted.get(doc["verdict"], 0) + 1
+                return
         self.sessions.append(doc)
         if not self._large and len(self.sessions) > self.LIMIT:
             self._large = True
             kept = [d for d in self.sessions if d["verdict"] != "ok"]
             self.omitted_ok += len(self.sessions) - len(kept)
-            self.sessions = kept
+            self.sessions = kept[:self.LISTED]
+            for d in kept[self.LISTED:]:
+                self.omitted[d["verdict"]] = self.omitted.get(d["verdict"], 0) + 1
 
-
+    def say_omitted(self, out: Any) -> None:
+        """After the report: how many failed sessions the table left out."""
+        if self.omitted:
+            n = sum(self.omitted.values())
+            verdicts = ", ".join(f"{v} {k}" for v, k in sorted(self.omitted.items(), key=lambda x: -x[1]))
+            out.write(f"{n} more session(s) not listed (first {self.LISTED} shown; not listed: "
+                      f"{verdicts}); --format json or jsonl lists every session\n")

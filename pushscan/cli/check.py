@@ -8,8 +8,9 @@ from typing import Any, Optional
 import click
 
 from ..errors import EXIT_FAILED, EXIT_INPUT, PushscanError
+from ..report.output import Output, refuse_overwrite
 from ..version import __version__
-from .common import fail, write_atomically
+from .common import fail
 
 
 @click.command()
@@ -50,14 +51,17 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
     """CI gate: check recorded traces (files, directories, globs) against a policy, and
     pairs of captures of one path (--compare NEAR:FAR, or the policy's compare key).
 
-    Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error,
-    3 an input is unreadable.
+    Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error (a
+    directory without captures too), 3 a trace could not be judged (unreadable, no
+    packets, or pushscan failed on it: the others are still checked), 5 --junit or
+    --write-baseline cannot be written.
     """
     import json as _json
     from dataclasses import replace
 
     from .. import gate as chk
-    from ..gate.junit import github_annotations, junit_xml
+    from ..gate.baseline import load_baseline
+    from ..gate.junit import junit_xml
 
     try:
         policy, source = chk.load_policy(policy_file)
@@ -84,22 +88,48 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         if not captures and not policy.compare:
             raise chk.PolicyError("nothing to check: give traces, or pairs of captures to compare "
                                   "(--compare NEAR:FAR, or the policy's compare key)")
-        base = None
-        if baseline is not None:
-            try:
-                with open(baseline, encoding="utf-8") as f:
-                    base = _json.load(f)
-            except (OSError, ValueError) as exc:
-                raise chk.PolicyError(f"baseline {baseline}: {exc}") from None
-            if not isinstance(base, dict) or base.get("schema") != 1 or "traces" not in base:
-                raise chk.PolicyError(f"baseline {baseline}: not a pushscan baseline (schema 1)")
-        results = chk.check(list(captures), policy, base, engine=engine, jobs=jobs)
+        base = load_baseline(baseline) if baseline is not None else None
+        traces = chk.expand_traces(list(captures))
+        inputs = traces + [p for p in (policy_file or source, baseline) if p]
+        refuse_overwrite([("--junit", junit), ("--write-baseline", write_baseline)], inputs)
+        # the output files are made now: a place that cannot be written is said before the work
+        junit_out = Output(junit, binary=True) if junit else None
+        baseline_out = Output(write_baseline, binary=True) if write_baseline else None
     except PushscanError as exc:
         fail(exc)
+    try:
+        results = chk.check(traces, policy, base, engine=engine, jobs=jobs)
+    except PushscanError as exc:
+        for o in (junit_out, baseline_out):
+            if o is not None:
+                o.abort()
+        fail(exc)
+
+    try:
+        _print_results(results, source)
+    except BrokenPipeError:     # the reader went away (| head): the exit code still tells
+        sys.stdout = open(os.devnull, "w")
+    if junit_out is not None:
+        with junit_out:
+            junit_out.write(junit_xml(results))
+    if baseline_out is not None:
+        doc = {"schema": 1, "pushscan_version": __version__,
+               "traces": {r.path: chk.baseline_entry(r.report) for r in results
+                          if r.report is not None and r.error is None and r.kind == "trace"}}
+        with baseline_out:
+            baseline_out.write((_json.dumps(doc, indent=1) + "\n").encode())
+        click.echo(f"baseline written to {write_baseline}")
+    if any(r.error is not None for r in results):
+        sys.exit(EXIT_INPUT)
+    sys.exit(0 if all(r.passed for r in results) else EXIT_FAILED)
+
+
+def _print_results(results: list[Any], source: Optional[str]) -> None:
+    from ..gate.junit import github_annotations
 
     for r in results:
         if r.error is not None:
-            click.echo(f"ERROR {r.path}: {r.error}")
+            click.echo(f"ERROR {r.path}: {r.error.removeprefix(r.path + ': ')}")
             continue
         click.echo(f"{'PASS' if r.passed else 'FAIL'} {r.path} ({r.counted})")
         for w in r.warnings:
@@ -112,24 +142,11 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         for line in r.baseline_diff:
             click.echo(f"  baseline: {line}")
     passed = sum(r.passed for r in results)
-    unreadable = sum(r.error is not None for r in results)
+    errors = sum(r.error is not None for r in results)
     pairs = sum(r.kind == "compare" for r in results)
     what = f"{len(results) - pairs} trace(s)" + (f" and {pairs} compared pair(s) of captures" if pairs else "")
-    click.echo(f"{what}: {passed} passed, {len(results) - passed - unreadable} failed"
-               + (f", {unreadable} unreadable" if unreadable else "")
+    click.echo(f"{what}: {passed} passed, {len(results) - passed - errors} failed"
+               + (f", {errors} with errors (unreadable, no packets, or pushscan failed)" if errors else "")
                + (f" (policy: {source})" if source else ""))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         github_annotations(results, sys.stdout)
-    if junit:
-        write_atomically(junit, junit_xml(results))
-    if write_baseline:
-        doc = {"schema": 1, "pushscan_version": __version__,
-               "traces": {r.path: chk.baseline_entry(r.report) for r in results
-                          if r.report and r.kind == "trace"}}
-        write_atomically(write_baseline, (_json.dumps(doc, indent=1) + "\n").encode())
-        click.echo(f"baseline written to {write_baseline}")
-    if unreadable:
-        sys.exit(EXIT_INPUT)
-    sys.exit(0 if passed == len(results) else EXIT_FAILED)
-
-

@@ -1,48 +1,47 @@
-"""What the commands share: failing with a one-line error, writing outputs, the
-options that shape an analysis, the progress bar."""
+"""What the commands share: failing with a one-line error, stopping on signals, the
+options that shape an analysis, the progress bar. Outputs are ``pushscan.output``'s."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn
 
 import click
 
-from ..errors import PushscanError
+from ..errors import OutputError, PushscanError
 
 
-def fail(exc: PushscanError) -> None:
+EXIT_INTERRUPTED = 130     # Ctrl-C, as shells report it (128 + SIGINT)
+
+
+def fail(exc: PushscanError) -> NoReturn:
+    from ..report.output import silence_stdout
     click.echo(f"pushscan: error: {exc}", err=True)
+    if isinstance(exc, OutputError):
+        silence_stdout()
     sys.exit(exc.exit_code)
 
 
-class Sink:
-    """Standard output, or a file written atomically (temporary file, then rename)."""
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP (a CI time-out, a closed terminal) asked pushscan to stop. A
+    BaseException, like KeyboardInterrupt: it unwinds everything, so that outputs in
+    progress are removed on the way out; the exit code is 128 + the signal."""
 
-    def __init__(self, path: Optional[str]) -> None:
-        self.path = path
-        if path is None:
-            self.stream = sys.stdout
-            self.tmp = None
-        else:
-            self.tmp = f"{path}.{os.getpid()}.tmp"
-            try:
-                self.stream = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                fail(PushscanError(f"cannot write {path}: {exc.strerror}"))
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
-    def commit(self) -> None:
-        if self.tmp is not None:
-            self.stream.close()
-            os.replace(self.tmp, self.path)  # type: ignore[arg-type]
 
-    def abort(self) -> None:
-        if self.tmp is not None:
-            self.stream.close()
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
+def _stop(signum: int, _frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise ``Stopped`` in the main thread (``live`` replaces this
+    with a clean stop of the capture)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
 
 
 class ProgressBar:
@@ -70,20 +69,6 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        fail(PushscanError(f"cannot write {path}: {exc.strerror}"))
 
 
 def analysis_options(f: Any) -> Any:

@@ -8,7 +8,8 @@ from typing import Optional
 import click
 
 from ..errors import PushscanError
-from .common import Sink, analysis_options, fail, options_of
+from ..report.output import Output, refuse_overwrite
+from .common import analysis_options, fail, options_of
 
 
 @click.command()
@@ -17,8 +18,8 @@ from .common import Sink, analysis_options, fail, options_of
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--clock-offset", type=float, default=None, metavar="SECONDS",
               help="FAR's clock minus NEAR's, if known (default: estimated from matched packets).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report here (atomically) instead of standard output.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here (a file: complete or not at all) instead of standard output.")
 @analysis_options
 def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output: Optional[str],
             ports: tuple[int, ...], outgoing: str, local: tuple[str, ...], all_tcp: bool,
@@ -38,6 +39,8 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
 
     try:
         opts = options_of(ports, outgoing, local, all_tcp, engine)
+        refuse_overwrite([("-o", output)], (near, far))
+        out = Output(output)          # a bad place is said before the work
         if same_file(near, far):
             click.echo(f"pushscan: warning: NEAR and FAR are the same file ({near}): every session "
                        "pairs with itself and nothing can differ", err=True)
@@ -48,14 +51,9 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
         for e in inp["errors"]:
             click.echo(f"pushscan: warning: {inp['path']}: {e} (the part before it was compared)",
                        err=True)
-    sink = Sink(output)
-    try:
+    with out:
         if fmt == "json":
-            sink.stream.write(json.dumps(doc, indent=1) + "\n")
+            out.stream.write(json.dumps(doc, indent=1) + "\n")
         else:
-            render_text(doc, sink.stream, use_color(None, sink.stream), width_of(sink.stream))
-        sink.commit()
-    except BrokenPipeError:
-        sink.abort()
-        sys.exit(0)
+            render_text(doc, out.stream, use_color(None, out.stream), width_of(out.stream))
     sys.exit(0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import PushscanError
-from .common import analysis_options, fail, options_of, write_atomically
+from ..report.output import Output, refuse_overwrite
+from .common import analysis_options, fail, options_of
 
 
 @click.command()
@@ -45,15 +46,17 @@ def plot(captures: tuple[str, ...], sid: int, output: str, ports: tuple[int, ...
     from ..report.evidence import one_session
     from ..report.plot import plot as draw
     fmt = output.rsplit(".", 1)[-1].lower()
-    if fmt not in ("png", "svg"):
-        fail(PushscanError(f"{output}: the graph is written as .png or .svg"))
     try:
-        s, doc = one_session(list(captures), options_of(ports, outgoing, local, all_tcp, engine), sid)
+        if fmt not in ("png", "svg"):
+            raise PushscanError(f"{output}: the graph is written as .png or .svg")
+        refuse_overwrite([("-o", output)], captures)
+        with Output(output, binary=True) as out:   # a bad place is said before the work
+            s, doc = one_session(list(captures), options_of(ports, outgoing, local, all_tcp, engine), sid)
+            buf = _io.BytesIO()
+            drawn = draw(s, doc, buf, fmt)
+            out.write(buf.getvalue())
     except PushscanError as exc:
         fail(exc)
-    buf = _io.BytesIO()
-    drawn = draw(s, doc, buf, fmt)
-    write_atomically(output, buf.getvalue())
     c2s, s2c = drawn["client_to_server"], drawn["server_to_client"]
     click.echo(f"{output}: client>server {c2s['pushed']} pushed + {c2s['unpushed']} unpushed segments, "
                f"server>client {s2c['pushed']} + {s2c['unpushed']}, {drawn['resets']} reset(s), "
@@ -71,10 +74,13 @@ def report(captures: tuple[str, ...], output: str, ports: tuple[int, ...], outgo
     session."""
     from ..report.html import report_html
     try:
-        page, info = report_html(list(captures), options_of(ports, outgoing, local, all_tcp, engine))
+        refuse_overwrite([("-o", output)], captures)
+        with Output(output, binary=True) as out:   # a bad place is said before the work
+            page, info = report_html(list(captures), options_of(ports, outgoing, local, all_tcp, engine))
+            # a file name that is not UTF-8 is written as the bytes it is made of
+            out.write(page.encode("utf-8", "surrogateescape"))
     except PushscanError as exc:
         fail(exc)
-    write_atomically(output, page.encode("utf-8"))
     click.echo(f"{output}: {info['sessions']} session(s), {info['graphs']} flagged with graphs")
 
 

@@ -37,10 +37,11 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
          local: tuple[str, ...], all_tcp: bool, backend: str, engine: str) -> None:
     """Watch interfaces and report each session, with its findings, as it ends.
 
-    Capture runs through dumpcap (or tcpdump), filtered in the kernel. Ctrl-C or SIGTERM
-    stop cleanly: open sessions are reported as 'open' and the summary is printed.
-    Exit codes: 0 done, 2 usage error (unknown interface, no capture program),
-    4 the capture could not start (no permission).
+    Capture runs through dumpcap (or tcpdump), filtered in the kernel. Ctrl-C, SIGTERM or
+    SIGHUP stop cleanly: open sessions are reported as 'open' and the summary is printed.
+    Exit codes: 0 done, 2 usage error (unknown interface, invalid filter, no capture
+    program), 4 the capture could not start (no permission) or the capture program died
+    (what it captured is reported and kept), 5 --write or standard output failed.
     """
     import json as _json
 
@@ -74,13 +75,15 @@ def live(ifaces: tuple[str, ...], bpf: Optional[str], duration: Optional[float],
     if closed:
         sys.stdout = open(os.devnull, "w")   # nothing more can reach the closed pipe
         sys.exit(0)
-    inp = rep["inputs"][0]
     try:
         _live_summary(fmt, rep, ifaces)
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")
-    for e in inp["errors"]:
-        click.echo(f"pushscan: warning: {e}", err=True)
+    for e in rep["inputs"][0]["errors"]:
+        if mon.error is None or e not in str(mon.error):
+            click.echo(f"pushscan: warning: {e}", err=True)
+    if mon.error is not None:        # after what was seen was reported
+        fail(mon.error)
     sys.exit(0)
 
 

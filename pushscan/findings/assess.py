@@ -186,11 +186,16 @@ class _Assessment:
         s, r = self.s, self.s.reset
         if s.syn_seen and not s.synack_seen and not (r is not None and r.refused) \
                 and not s.dirs[s.client_dir ^ 1].data_segments \
-                and (s.syn_count > 1 or s.seen_until - s.start >= EVIDENCE_NS) \
+                and (s.syn_count > 1 or s.seen_until - s.start >= EVIDENCE_NS or s.evicted) \
                 and Code.ONE_SIDED not in self.codes:
             msg = (f"{s.syn_count} SYN{'s' if s.syn_count != 1 else ''} from the client got no "
                    f"SYN-ACK in {_secs(s.end - s.start):g}s: the server host is down or unreachable, "
                    "or a firewall drops the connection")
+            if s.evicted and s.syn_count == 1 and s.seen_until - s.start < EVIDENCE_NS:
+                # ended early by the open-session limit: an unanswered attempt all the same
+                msg = ("1 SYN from the client got no SYN-ACK before the open-session limit "
+                       "(--max-sessions) ended the session: an unanswered attempt (a SYN flood, "
+                       "or a host that is down)")
             icmp = list(s.icmp)
             if icmp:
                 msg += f"; {len(icmp)} ICMP error(s) came back: {icmp[0].text}"
@@ -573,7 +578,8 @@ class _Assessment:
                                   f"{peer_mss} (segmentation offload on the capturing host)")
         if s.evicted:
             self.notes.append("ended early by the open-session limit (--max-sessions): its close is "
-                              "reported as timeout")
+                              "reported as timeout" if s.timeout else
+                              "ended early by the open-session limit (--max-sessions), after its close")
         for d in (0, 1):
             if s.dirs[d].overflows:
                 self.notes.append(f"out-of-order data {direction_name(s, d)} outgrew the reassembly "

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import glob
 import os
+import traceback
 from typing import Any, Optional
 
 from ..analysis import Analysis, Options
-from ..errors import UsageError
+from ..errors import PushscanError, UsageError
 from .baseline import baseline_diff, baseline_entry
 from .compare import check_compare
 from .policy import Policy
@@ -22,12 +23,17 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 
 
 def expand_traces(args: list[str]) -> list[str]:
-    """Files, directories (searched for capture files) and glob patterns, in order."""
+    """Files, directories (searched for capture files) and glob patterns, in order. A
+    directory without capture files, or a pattern that matches nothing, is a
+    ``UsageError``: a gate that checks nothing must not pass."""
     out: list[str] = []
     for a in args:
         if os.path.isdir(a):
             found = sorted(os.path.join(d, f) for d, _, fs in os.walk(a) for f in fs
                            if f.endswith(CAPTURE_SUFFIXES))
+            if not found:
+                raise UsageError(f"{a}: no capture files in this directory (looked for "
+                                 f"{', '.join('*' + x for x in CAPTURE_SUFFIXES)})")
             out.extend(found)
         elif any(ch in a for ch in "*?[") and not os.path.exists(a):
             matches = sorted(glob.glob(a, recursive=True))
@@ -71,14 +77,33 @@ def judge(path: str, report: dict[str, Any], policy: Policy) -> TraceResult:
 
 
 def check_trace(path: str, policy: Policy, engine: str = "native") -> TraceResult:
-    """Analyse one trace alone and judge it (no baseline)."""
-    p = policy.for_trace(path)
-    opts = Options(ports=p.ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp, engine=engine)
-    a = Analysis([path], opts)
-    report = a.run()
+    """Analyse one trace alone and judge it (no baseline). A trace that cannot be read,
+    holds no packet that could be read, or makes pushscan fail is an error result, never
+    a pass."""
+    try:
+        p = policy.for_trace(path)
+        opts = Options(ports=p.ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp,
+                       engine=engine)
+        a = Analysis([path], opts)
+        report = a.run()
+    except PushscanError as exc:
+        return TraceResult(path, False, [], error=str(exc), error_kind="UnreadableInput")
+    except Exception as exc:   # a bug met on this trace: the gate reports it and goes on
+        return crashed(path, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     if a.unreadable:
-        return TraceResult(path, False, [], error=str(a.unreadable[0]))
+        return TraceResult(path, False, [], error=str(a.unreadable[0]), error_kind="UnreadableInput")
+    inp = report["inputs"][0]
+    if not inp["packets"]:
+        why = f" ({'; '.join(inp['errors'])})" if inp["errors"] else ""
+        return TraceResult(path, False, [], error=f"{path}: no packets could be read{why}",
+                           error_kind="NoPackets", report=report)
     return judge(path, report, p)
+
+
+def crashed(path: str, reason: str, detail: str = "") -> TraceResult:
+    """The result of a trace whose analysis failed unexpectedly (or whose worker died)."""
+    return TraceResult(path, False, [], error=f"{path}: pushscan failed on this trace ({reason})",
+                       error_kind="Crash", error_detail=detail)
 
 
 def check(paths: list[str] | str, policy: Optional[Policy] = None,
@@ -94,17 +119,18 @@ def check(paths: list[str] | str, policy: Optional[Policy] = None,
     traces = expand_traces(list(paths))
     Options(engine=engine)     # a wrong engine is a usage error before any work
     if jobs > 1 and len(traces) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from itertools import repeat
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(check_trace, traces, repeat(policy), repeat(engine)))
+        from ..analysis.parallel import WorkerLost, in_processes
+        results = [crashed(t, f"its worker process died: {r.reason}", r.detail)
+                   if isinstance(r, WorkerLost) else r
+                   for t, r in zip(traces, in_processes(check_trace, [(t, policy, engine) for t in traces],
+                                                        jobs))]
     else:
         results = [check_trace(t, policy, engine) for t in traces]
     results += [check_compare(near, far, policy, engine) for near, far in policy.compare]
     if baseline is not None:
         recorded = baseline.get("traces", {})
         for r in results:
-            if r.report is None or r.kind != "trace":
+            if r.report is None or r.error is not None or r.kind != "trace":
                 continue
             if r.path not in recorded:
                 r.baseline_diff = ["trace not in the baseline"]

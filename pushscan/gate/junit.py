@@ -17,7 +17,8 @@ def junit_xml(results: list[TraceResult]) -> bytes:
         n = f = e = 0
         if r.error is not None:
             case = ET.SubElement(suite, "testcase", classname=r.path, name="read capture", time="0")
-            ET.SubElement(case, "error", message=r.error, type="UnreadableInput").text = r.error
+            ET.SubElement(case, "error", message=r.error, type=r.error_kind or "UnreadableInput").text = \
+                r.error + ("\n\n" + r.error_detail if r.error_detail else "")
             n, e = 1, 1
         for c in r.cases:
             n += 1
@@ -59,7 +60,7 @@ def github_annotations(results: list[TraceResult], out: TextIO) -> None:
     for r in results:
         path = r.path.partition(" <-> ")[0] if r.kind == "compare" else r.path
         if r.error is not None:
-            out.write(f"::error file={path},title=pushscan: unreadable trace::{_escape(r.error)}\n")
+            out.write(f"::error file={path},title=pushscan: trace not checked::{_escape(r.error)}\n")
         for c in r.cases:
             for msg, _frames in c.failures:
                 out.write(f"::error file={path},title=pushscan {c.name}::{_escape(msg)}\n")

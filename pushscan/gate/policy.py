@@ -202,15 +202,26 @@ def load_policy(path: Optional[str]) -> tuple[Policy, Optional[str]]:
     for p in candidates:
         try:
             with open(p, "rb") as f:
-                doc = tomllib.load(f)
+                text = f.read().decode("utf-8")
+            doc = tomllib.loads(text)
         except FileNotFoundError:
             raise PolicyError(f"policy file {p}: no such file") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"policy file {p}: not UTF-8 text (byte {exc.start}), as TOML "
+                              "must be") from None
+        except IsADirectoryError:
+            raise PolicyError(f"policy file {p}: is a directory") from None
+        except OSError as exc:
+            raise PolicyError(f"policy file {p}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"policy file {p}: {exc}") from None
-        table = doc.get("tool", {}).get("pushscan") if "tool" in doc else None
+        tool = doc.get("tool")
+        table = tool.get("pushscan") if isinstance(tool, dict) else None
         if table is None:
             if path is None:
                 return Policy(), None    # a pyproject.toml without [tool.pushscan]
             table = doc
+        if not isinstance(table, dict):
+            raise PolicyError(f"policy file {p}: [tool.pushscan] must be a table")
         return policy_from_mapping(table, where=f"{p}: policy key "), p
     return Policy(), None

@@ -20,11 +20,13 @@ class TraceResult:
     path: str
     passed: bool
     cases: list[CaseResult]
-    error: Optional[str] = None          # unreadable input
+    error: Optional[str] = None          # the trace could not be judged (one line)
     warnings: list[str] = field(default_factory=list)
     report: Optional[dict[str, Any]] = None
     baseline_diff: list[str] = field(default_factory=list)
     kind: str = "trace"                  # or "compare": a pair of captures of one path
+    error_kind: str = ""                 # UnreadableInput, NoPackets, Crash
+    error_detail: str = ""               # a crash's traceback
 
     @property
     def counted(self) -> str:

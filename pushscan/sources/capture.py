@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import CaptureDamaged
 from ..model import TS_MAX, RawBatch
 from . import scan
+from .mapping import broken, map_leased, prepare, shrunk
 
 CHUNK = 4 << 20            # bytes read per step
 BATCH = 16384              # packets per batch at most, so memory does not depend on packet size
@@ -42,6 +43,29 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
+# Compressed formats pushscan does not read, by their magic: name, and how to decompress
+COMPRESSED = ((b"\xfd7zX", "xz", "xz -dc"), (b"BZh", "bzip2", "bzip2 -dc"),
+              (b"\x28\xb5\x2f\xfd", "zstd", "zstd -dc"), (b"\x04\x22\x4d\x18", "lz4", "lz4 -dc"),
+              (b"PK\x03\x04", "zip", "unzip -p"), (b"7z\xbc\xaf", "7z", "7z x -so"),
+              (b"\x1f\x9d", "compress (.Z)", "gzip -dc"))
+# The smallest length of each pcapng block type pushscan reads (header, fields, trailer)
+MIN_BLOCK = {0x0A0D0D0A: 28, 1: 20, 2: 32, 3: 16, 5: 24, 6: 32}
+REUSED = ("another program opened the file for writing or truncated it while it was read "
+          "(a capture ring reusing it?)")
+SHRUNK = "the file shrank while it was read (truncated by another program?)"
+
+
+def _compressed(magic: bytes, inside_gzip: bool) -> str | None:
+    """Why ``magic`` cannot be read, if it is a compressed format pushscan does not read."""
+    if inside_gzip and magic[:2] == GZIP_MAGIC:
+        return ("gzip inside gzip: decompress it once first "
+                "(gzip -dc FILE | pushscan analyze -)")
+    for head, name, command in COMPRESSED:
+        if magic.startswith(head) and (name != "bzip2" or magic[3:4].isdigit()):
+            where = " inside gzip" if inside_gzip else ""
+            return (f"{name}-compressed data{where}: pushscan reads plain and gzip-compressed "
+                    f"captures; decompress it first ({command} FILE | pushscan analyze -)")
+    return None
 
 
 class _Prefixed:
@@ -146,6 +170,10 @@ class CaptureReader:
         self._last_ts = 0
         self.drops: dict[int, int] = {}   # interface -> packets the kernel dropped (pcapng ISB)
         self.fast = False                 # compiled scanner from the first packet on
+        self.clock_back = 0               # packets earlier than the one before (see _clock)
+        self.clock_back_ns = 0
+        self.clock_back_packet = 0
+        self._prev_ts: int | None = None
         self._raw = raw
         stream: BinaryIO | _Prefixed | _Gunzip = raw
         magic = _read_full(stream, 4)
@@ -162,6 +190,9 @@ class CaptureReader:
         self.bytes_read = len(magic)
         if not magic:
             raise ValueError("empty file" if not compressed else "empty gzip stream")
+        packed = _compressed(magic, compressed)
+        if packed is not None:
+            raise ValueError(packed)
         if magic in PCAP_MAGICS:
             self._kind = "pcap"
             self._endian, self._tsmul = PCAP_MAGICS[magic]
@@ -178,6 +209,10 @@ class CaptureReader:
                 raise ValueError("truncated pcapng section header")
             if rest[4:8] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
                 raise ValueError("pcapng section header has a bad byte-order magic")
+            (blen,) = struct.unpack("<I" if rest[4:8] == b"\x4d\x3c\x2b\x1a" else ">I", rest[:4])
+            if blen < MIN_BLOCK[0x0A0D0D0A] or blen % 4 or blen > MAX_BLOCK:
+                # the first block is the file's header: without it nothing can be read
+                raise ValueError(f"pcapng section header has a bad length {blen}")
             magic += rest
         else:
             raise ValueError("not a pcap or pcapng capture (unknown magic number "
@@ -185,6 +220,19 @@ class CaptureReader:
         if compressed:
             self.format += "+gzip"
         self._head = magic
+        self._file_fd = self._regular_fd(raw)    # a regular file: watched for shrinking
+        self._leased_fd = -1                     # mapped under a lease (sources.mapping)
+
+    @staticmethod
+    def _regular_fd(raw: Any) -> int:
+        try:
+            fd = int(raw.fileno())
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return -1
+        except (AttributeError, OSError, ValueError):
+            return -1
+        prepare()        # now, on the thread that opens: it may be mapped on another
+        return fd
 
     def _header(self, n: int) -> bytes:
         try:
@@ -202,6 +250,8 @@ class CaptureReader:
             if self._compressed:
                 raise CaptureDamaged(_gzip_error_text(exc)) from None
             raise CaptureDamaged(f"read error: {exc}") from None
+        if self._file_fd >= 0 and shrunk(self._file_fd, self._raw.tell()):
+            raise CaptureDamaged(SHRUNK)
         self.bytes_read += len(b)
         return b
 
@@ -224,10 +274,26 @@ class CaptureReader:
     def _pcap_batch(self, buf: Any, linktype: int, k: int, offs: Any, caps: Any, origs: Any,
                     secs: Any, fracs: Any) -> RawBatch:
         """The k records just scanned in ``buf``, counted."""
+        ts = secs * 1_000_000_000 + fracs * self._tsmul
+        self._clock(ts)
         self.packets += k
         self.link_types[linktype] = self.link_types.get(linktype, 0) + k
-        return RawBatch(buf, offs, caps, origs, secs * 1_000_000_000 + fracs * self._tsmul,
-                        np.full(k, linktype, dtype=np.int64))
+        return RawBatch(buf, offs, caps, origs, ts, np.full(k, linktype, dtype=np.int64))
+
+    def _clock(self, ts: np.ndarray) -> None:
+        """Note where the capture's clock went backwards (a clock step on the capturing
+        host): ``clock_back`` packets, by ``clock_back_ns`` at most, first at packet
+        ``clock_back_packet`` of this file (1-based)."""
+        if not len(ts):
+            return
+        steps = np.diff(ts, prepend=ts[0] if self._prev_ts is None else self._prev_ts)
+        back = steps < 0
+        if back.any():
+            if not self.clock_back:
+                self.clock_back_packet = self.packets + int(np.argmax(back)) + 1
+            self.clock_back += int(back.sum())
+            self.clock_back_ns = max(self.clock_back_ns, int(-steps.min()))
+        self._prev_ts = int(ts[-1])
 
     def _pcap(self) -> Iterator[RawBatch]:
         linktype, limit, big = self._pcap_header()
@@ -256,16 +322,26 @@ class CaptureReader:
             raise CaptureDamaged(f"truncated record at the end ({len(buf) - pos} bytes left over)")
 
     def _mapped(self) -> mmap.mmap | None:
-        """The whole file mapped read-only, for a big plain (not compressed) file read fast."""
-        if not self.fast or self._compressed or not hasattr(self._raw, "fileno"):
+        """The whole file mapped read-only, for a big plain (not compressed) file read
+        fast, under a read lease that keeps other programs from changing it meanwhile
+        (``sources.mapping``); None: read it with ``read()``."""
+        if not self.fast or self._compressed or self._file_fd < 0:
             return None
         try:
-            fd = self._raw.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode) or self._raw.tell() != len(self._head):
+            if self._raw.tell() != len(self._head):
                 return None
-            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return None
+        mm = map_leased(self._file_fd)
+        if mm is not None:
+            self._leased_fd = self._file_fd
+        return mm
+
+    def _still_leased(self) -> None:
+        """Before each batch of a mapped file: stop if another program wants to change
+        the file (it waits until pushscan lets go of it)."""
+        if broken(self._leased_fd):
+            raise CaptureDamaged(REUSED)
 
     def _pcap_mapped(self, mm: mmap.mmap) -> Iterator[RawBatch]:
         """``_pcap`` over a mapping: same batches, same errors."""
@@ -275,6 +351,7 @@ class CaptureReader:
         done = 0        # pages before this offset are released
         starts: list[int] = []
         while True:
+            self._still_leased()
             k, end, damaged, offs, caps, origs, secs, fracs = scan.scan_pcap_compiled(
                 mm, pos, big, limit, BATCH)  # type: ignore[arg-type]
             if k:
@@ -307,6 +384,8 @@ class CaptureReader:
         done = 0          # mapped: pages before this offset are released
         starts: list[int] = []
         while True:
+            if mm is not None:
+                self._still_leased()
             if not eof and (stalled or len(buf) - pos < CHUNK):
                 more = self._read(CHUNK)
                 eof = not more
@@ -350,6 +429,10 @@ class CaptureReader:
                 btype, blen = struct.unpack_from(e + "II", buf, pos)
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                     damaged = f"pcapng block at byte {base + pos} has a bad length {blen}"
+                    break
+                if blen < MIN_BLOCK.get(btype, 12):
+                    damaged = (f"pcapng block at byte {base + pos} is too short for its type "
+                               f"{btype} ({blen} bytes)")
                     break
                 if pos + blen > n:
                     break
@@ -454,6 +537,7 @@ class CaptureReader:
             ts[missing] = np.where(prev[missing] >= 0, ts[np.maximum(prev[missing], 0)],
                                    self._last_ts)
         self._last_ts = int(ts[-1])
+        self._clock(ts)
         self.packets += k
         for lt, cnt in zip(*np.unique(lts, return_counts=True)):
             self.link_types[int(lt)] = self.link_types.get(int(lt), 0) + int(cnt)

@@ -18,6 +18,7 @@ import threading
 from typing import Any, BinaryIO, Optional
 
 from ..errors import PushscanError, UsageError
+from .lifeline import GRACE_S, guarded
 
 EXIT_CAPTURE = 4
 
@@ -33,9 +34,10 @@ PERMISSION = ("no permission to capture on {ifaces}: capturing needs the CAP_NET
               "$(which {prog}))")
 
 
-def known_failure(text: str, ifaces: list[str], prog: str) -> Optional[PushscanError]:
+def known_failure(text: str, ifaces: list[str], prog: str, bpf: Optional[str] = None) -> Optional[PushscanError]:
     """The capture failures a user can act on, recognised in a program's or library's
-    error text: no permission (exit 4, naming the capabilities), unknown interface (2)."""
+    error text: no permission (exit 4, naming the capabilities), unknown interface (2),
+    a capture filter the program refused (2, with the program's reason)."""
     if re.search(r"permission|not permitted", text, re.I):
         return CaptureError(PERMISSION.format(ifaces=", ".join(ifaces), prog=prog))
     m = re.search(r'no device named "?([^".\s]+)|device "([^"]+)" \(No such device|'
@@ -43,7 +45,24 @@ def known_failure(text: str, ifaces: list[str], prog: str) -> Optional[PushscanE
     if m or re.search(r"No such device|no device", text, re.I):
         name = next((g for g in (m.groups() if m else ()) if g), ", ".join(ifaces))
         return UsageError(f"unknown interface {name} (ip link shows the interfaces)")
+    if bpf is not None:
+        why = _filter_complaint(text)
+        if why is not None:
+            return UsageError(f"invalid capture filter '{bpf}': {why} ({prog})")
     return None
+
+
+def _filter_complaint(text: str) -> Optional[str]:
+    """What a capture program said about the capture filter it refused, or None."""
+    m = re.search(r"isn't a valid capture filter \((.+?)\)\.?$", text, re.M)   # dumpcap
+    if m:
+        return m.group(1)
+    if "Invalid capture filter" in text:
+        return next((x.strip() for x in text.splitlines()[1:] if x.strip()), "refused")
+    m = re.search(r"^(?:tcpdump: )?((?:syntax error|parse error|unknown (?:port|host|proto|"
+                  r"protocol|network|ether host)|illegal|expression rejects|can't parse filter)"
+                  r".*)$", text, re.M)
+    return m.group(1).strip() if m else None
 
 
 def choose_backend(ifaces: list[str], backend: str = "auto", engine: str = "native") -> str:
@@ -81,11 +100,14 @@ class Tee:
 
 
 class CaptureProcess:
-    """A running capture program whose standard output is a pcap/pcapng stream."""
+    """A running capture program whose standard output is a pcap/pcapng stream. It runs
+    under ``lifeline``'s guard, so that it never outlives pushscan; ``close`` (also on
+    leaving a ``with`` block) ends it on every way out."""
 
     def __init__(self, ifaces: list[str], bpf: str, count: Optional[int], prog: str) -> None:
         self.ifaces = ifaces
         self.prog = prog
+        self.bpf = bpf
         if self.prog == "dumpcap":
             argv = ["dumpcap", "-q", "-w", "-", "-f", bpf]
             for i in ifaces:
@@ -98,7 +120,8 @@ class CaptureProcess:
                 argv += ["-c", str(count)]
             argv.append(bpf)
         self.argv = argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        self.stop_asked = False
+        self.proc = subprocess.Popen(guarded(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, bufsize=0, start_new_session=True)
         self.stderr_lines: list[str] = []
         self._err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
@@ -108,40 +131,77 @@ class CaptureProcess:
     def stdout(self) -> Any:
         return self.proc.stdout
 
+    @property
+    def pid(self) -> int:
+        """The guard's process id (the program runs as its child)."""
+        return self.proc.pid
+
     def _drain_stderr(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.stderr_lines.append(line.decode("utf-8", "replace").rstrip())
 
-    def stop(self) -> None:
-        """Ask the program to finish (it flushes and, for dumpcap, writes statistics)."""
+    def _signal(self, sig: int) -> None:
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGINT)
+                os.kill(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
 
+    def stop(self) -> None:
+        """Ask the program to finish (it flushes and, for dumpcap, writes statistics)."""
+        self.stop_asked = True
+        self._signal(signal.SIGINT)
+
     def wait(self, timeout: float = 10) -> int:
+        """Wait for the program to end; past ``timeout``, end it (SIGTERM, then SIGKILL)."""
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            self._signal(signal.SIGTERM)          # the guard ends the program's group
+            try:
+                return self.proc.wait(timeout=GRACE_S + 2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
         finally:
             self._err_thread.join(timeout=2)
 
+    def close(self) -> None:
+        """End the program now if it still runs (every way out of ``live``)."""
+        if self.proc.poll() is None:
+            self.stop()
+            self.wait(timeout=2)
+
+    def __enter__(self) -> "CaptureProcess":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
     def failure(self) -> Optional[PushscanError]:
         """Why the program failed to capture, from what it printed, or None."""
-        known = known_failure("\n".join(self.stderr_lines), self.ifaces, self.prog)
+        known = known_failure("\n".join(self.stderr_lines), self.ifaces, self.prog, self.bpf)
         if known is not None:
             return known
-        if self.proc.returncode in (0, None, -signal.SIGINT, 128 + signal.SIGINT):
-            return None   # stopped as asked, or still running
+        died = self.died()
+        return None if died is None else CaptureError(f"{self.prog} failed ({died})")
+
+    def died(self) -> Optional[str]:
+        """How the program ended if it was not by pushscan's stop request, nor by
+        itself with success (``--count`` reached): ``killed by SIGKILL``, ``exit code
+        2: <its last words>``; None if it ended normally or still runs."""
+        code = self.proc.returncode
+        if code is None or code == 0:
+            return None
+        if self.stop_asked and code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+            return None              # stopped as asked (or ended after the grace time)
+        if code > 128 and code - 128 in signal.valid_signals():
+            return f"killed by {signal.Signals(code - 128).name}"
         noise = ("Capturing on", "File:", "Packets", "tcpdump: listening", "listening on")
         lines = [x for x in self.stderr_lines if x.strip() and not x.lstrip().startswith(noise)
                  and "packets" not in x]
-        return CaptureError(f"{self.prog} failed (exit code {self.proc.returncode})"
-                            + (f": {lines[-1]}" if lines else ""))
+        return f"exit code {code}" + (f": {lines[-1]}" if lines else "")
 
     def kernel_drops(self) -> Optional[int]:
         """Drops tcpdump reported on exit (dumpcap's come in the pcapng statistics)."""

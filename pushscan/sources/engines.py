@@ -23,6 +23,7 @@ from ..model import DecodeStats, SegmentBatch
 from .capture import CaptureReader
 from .scapy_engine import ScapyEngine
 from .tshark_engine import TsharkEngine, tshark_available, tshark_can_read
+from .streams import open_fifo_for_reading, rereadable
 
 ENGINES = ("native", "scapy", "tshark")
 
@@ -56,6 +57,14 @@ class NativeEngine:
     def bytes_read(self) -> int:
         return self.reader.bytes_read
 
+    @property
+    def clock_back(self) -> tuple[int, int, int]:
+        """Where the capture's clock went backwards: (packets earlier than the packet
+        before them, the largest step back in ns, the first such packet of the file,
+        1-based; 0 if none)."""
+        r = self.reader
+        return r.clock_back, r.clock_back_ns, r.clock_back_packet
+
     def batches(self, frame0: int, stats: DecodeStats) -> Iterator[tuple[SegmentBatch, int]]:
         for rb in self.reader.batches():
             if self.fast:
@@ -70,8 +79,11 @@ Engine = Union[NativeEngine, ScapyEngine, TsharkEngine]
 
 
 def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
-    """Open one input read-only and commit to its format, or raise ``InputError``."""
+    """Open one input read-only and commit to its format, or raise ``InputError``. A FIFO
+    is waited for boundedly (``streams.open_fifo_for_reading``)."""
     if path == "-":
+        if sys.stdin is None:
+            raise InputError(path, "standard input is closed")
         raw: BinaryIO = sys.stdin.buffer
     else:
         try:
@@ -82,12 +94,15 @@ def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
             raise InputError(path, exc.strerror or str(exc)) from None
         if stat.S_ISDIR(st.st_mode):
             raise InputError(path, "is a directory, not a capture file")
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except PermissionError:
-            raise InputError(path, "permission denied") from None
-        except OSError as exc:
-            raise InputError(path, exc.strerror or str(exc)) from None
+        if stat.S_ISFIFO(st.st_mode):     # also a shell's <(...): /dev/fd/N
+            raw = open_fifo_for_reading(path)
+        else:
+            try:
+                raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            except PermissionError:
+                raise InputError(path, "permission denied") from None
+            except OSError as exc:
+                raise InputError(path, exc.strerror or str(exc)) from None
     try:
         return raw, CaptureReader(raw, path)
     except ValueError as exc:
@@ -95,6 +110,8 @@ def open_input(path: str) -> tuple[BinaryIO, CaptureReader]:
             raw.close()
         raise InputError(path, str(exc)) from None
     except OSError as exc:
+        if path != "-":
+            raw.close()
         raise InputError(path, exc.strerror or str(exc)) from None
 
 
@@ -108,8 +125,8 @@ def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
     try:
         raw, reader = open_input(path)
     except InputError as exc:
-        if not exc.problem.startswith("not a pcap or pcapng capture") or path == "-":
-            raise
+        if not exc.problem.startswith("not a pcap or pcapng capture") or not rereadable(path):
+            raise      # (a stream: what tshark would need was read already)
         if not tshark_available():
             raise InputError(path, exc.problem + "; for other formats (snoop, Network Monitor, "
                              "ERF, ...) install tshark and use --engine tshark") from None
@@ -121,10 +138,11 @@ def open_engine(path: str, engine: str) -> tuple[Engine, Callable[[], None]]:
     close: Callable[[], None] = (lambda: None) if path == "-" else raw.close
     if engine == "native":
         return NativeEngine(raw, reader), close
-    if engine == "scapy":
-        if path == "-":
-            raise UsageError("the scapy engine reads files, not standard input")
-        raw.close()
-        return ScapyEngine(path, reader), lambda: None
     close()
+    if not rereadable(path):
+        what = "standard input" if path == "-" else f"{path}, a FIFO or pipe"
+        raise UsageError(f"the {engine} engine reads files, not {what} (the native engine reads "
+                         "streams)")
+    if engine == "scapy":
+        return ScapyEngine(path, reader), lambda: None
     return TsharkEngine(path, reader.format), lambda: None

@@ -219,8 +219,12 @@ WTAP_ENCAP_MIME = "134"   # tshark opens any file it recognises (ELF, PNG, ...) 
 
 def tshark_can_read(path: str) -> Optional[str]:
     """None if tshark reads the file as a packet capture, else why not (one line)."""
-    r = subprocess.run(["tshark", "-r", path, "-c", "1", "-T", "fields", "-e", "frame.encap_type",
-                        "-e", "frame.protocols"], capture_output=True, text=True, timeout=60)
+    try:
+        r = subprocess.run(["tshark", "-r", path, "-c", "1", "-T", "fields", "-e", "frame.encap_type",
+                            "-e", "frame.protocols"], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "tshark did not read its first packet within 60 s"
     if r.returncode == 0:
         encap, _, protocols = r.stdout.strip().partition("\t")
         if encap == WTAP_ENCAP_MIME:

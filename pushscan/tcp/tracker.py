@@ -387,7 +387,14 @@ class Tracker:
         if not s.closed:
             s.closed = True
             s.close_ts = ts
-            heapq.heappush(self.closing, (ts, frame, s))
+            closing = self.closing
+            if len(closing) > len(self.table) + len(self.table) // 4 + 1024:
+                # sessions ended before their linger was over (evicted, a port reused)
+                # wait here for nothing: drop them, so that a flood of short sessions
+                # (SYN, RST) keeps no more than the open-session limit
+                closing[:] = [e for e in closing if not e[2].ended]
+                heapq.heapify(closing)
+            heapq.heappush(closing, (ts, frame, s))
             for dd in s.dirs:   # a closed session lingers without its conflict windows
                 dd.window = bytearray()
 

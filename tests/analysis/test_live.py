@@ -266,3 +266,138 @@ def test_live_idle_timeout_and_count_on_loopback(loopback_smtp):
     summary = json.loads(out.splitlines()[-1])
     assert summary["inputs"][0]["packets"] == 10
     assert time.monotonic() - started < 25                # stopped by the count, not the duration
+
+
+# -- faults: the capture program never outlives pushscan, and its failures are said -------
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:      # a zombie is dead, only not reaped yet
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _capture_tree(live: subprocess.Popen, prog: str, timeout: float = 20) -> tuple[int, int]:
+    """(the guard, the capture program) under a running ``pushscan live``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for guard in _children(live.pid):
+            for child in _children(guard):
+                with open(f"/proc/{child}/comm") as f:
+                    if f.read().strip() == prog:
+                        return guard, child
+        time.sleep(0.1)
+    raise AssertionError(f"no {prog} under pushscan live")
+
+
+def _start_live(*args: str, new_session: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--format", "jsonl", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent,
+                            start_new_session=new_session)
+
+
+def _gone(*pids: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
+def _refused_connection(port: int) -> None:
+    """Two real packets on loopback: a SYN to a closed port, and the kernel's RST."""
+    import socket
+    with socket.socket() as s:
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            pass
+
+
+@pytest.fixture
+def root_capture():
+    if os.geteuid() != 0:
+        pytest.skip("capturing needs root")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prog", ["dumpcap", "tcpdump"])
+@pytest.mark.parametrize("how", ["pushscan killed", "its process group killed"])
+def test_the_capture_program_dies_with_pushscan(root_capture, prog, how):
+    require(prog)
+    live = _start_live("--backend", prog, "--duration", "120", new_session=True)
+    guard, capture = _capture_tree(live, prog)
+    if how == "pushscan killed":
+        live.kill()                                   # SIGKILL: no code of pushscan runs
+    else:
+        os.killpg(live.pid, signal.SIGKILL)           # what a CI runner's time-out does
+    live.wait(timeout=10)
+    assert _gone(guard, capture), f"{prog} outlived pushscan"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prog", ["dumpcap", "tcpdump"])
+def test_a_capture_program_that_dies_is_said_and_what_it_saw_is_kept(root_capture, tmp_path, prog):
+    require(prog)
+    port = 40000 + os.getpid() % 20000
+    written = tmp_path / "seen.pcap"
+    live = _start_live("--backend", prog, "--bpf", f"tcp port {port}", "--port", str(port), "--all-tcp",
+                       "--write", str(written), "--duration", "120")
+    _, capture = _capture_tree(live, prog)
+    time.sleep(1.5)                                   # it attached to the interface
+    _refused_connection(port)
+    time.sleep(1.5)                                   # the packets reached pushscan
+    os.kill(capture, signal.SIGKILL)
+    out, err = live.communicate(timeout=60)
+    assert live.returncode == 4, err
+    assert err.splitlines()[-1] == (f"pushscan: error: {prog} stopped unexpectedly (killed by SIGKILL); "
+                                    "the 2 packets it captured were analysed")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert lines[0]["verdict"] == "peer_reset" and lines[-1]["summary"]["tcp_sessions"] == 1
+    again = pushscan.analyze(str(written), all_tcp=True, ports=(port,))
+    assert again["inputs"][0]["packets"] == 2 and os.listdir(tmp_path) == ["seen.pcap"]
+
+
+@pytest.mark.parametrize("prog", ["dumpcap", "tcpdump"])
+def test_an_invalid_filter_says_why(root_capture, prog):
+    require(prog)
+    r = subprocess.run([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--backend", prog, "--bpf",
+                        "tcp port smtpx", "--duration", "5"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == f"pushscan: error: invalid capture filter 'tcp port smtpx': unknown port 'smtpx' ({prog})\n"
+
+
+def test_write_where_it_cannot_be_written(root_capture, tmp_path):
+    require("dumpcap")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(ro)], check=True)
+    try:
+        for where, why in ((tmp_path / "missing" / "x.pcapng", "No such file or directory"),
+                           (ro / "x.pcapng", "Read-only file system (the report is written to a temporary "
+                                             "file in its directory first)")):
+            started = time.monotonic()
+            r = subprocess.run([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--duration", "30",
+                                "--write", str(where)], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 5 and r.stderr == f"pushscan: error: cannot write {where}: {why}\n"
+            assert time.monotonic() - started < 10     # said at once: no capture was started
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=True)
+
+
+@pytest.mark.slow
+def test_sighup_stops_live_cleanly(root_capture, tmp_path):
+    require("dumpcap")
+    written = tmp_path / "live.pcapng"
+    live = _start_live("--duration", "120", "--write", str(written))
+    guard, capture = _capture_tree(live, "dumpcap")
+    time.sleep(1)
+    live.send_signal(signal.SIGHUP)
+    out, err = live.communicate(timeout=60)
+    assert live.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["inputs"][0]["capture_program"] == "dumpcap"
+    assert written.exists() and _gone(guard, capture)

@@ -29,6 +29,45 @@ def test_max_sessions_evicts_the_idlest(tmp_path):
     assert len(evicted) == r["summary"]["limits"]["evicted_sessions"] >= 4900
     assert all(s["close"] == "timeout" for s in evicted)
     assert evicted[0]["id"] == 0                                      # the oldest went first
+    # each only sent a SYN: an unanswered attempt, not a session that went well
+    assert "ok" not in r["summary"]["by_verdict"]
+    assert all(s["verdict"] == "no_answer" and s["findings"][0]["code"] == "NO_ANSWER" for s in evicted)
+    assert evicted[0]["findings"][0]["message"] == (
+        "1 SYN from the client got no SYN-ACK before the open-session limit (--max-sessions) ended the "
+        "session: an unanswered attempt (a SYN flood, or a host that is down)")
+
+
+def test_refused_sessions_evicted_after_their_close_keep_their_verdict(tmp_path):
+    f = tmp_path / "refused.pcap"
+    with open(f, "wb") as out:
+        generate.refused_sessions(out, 3000)
+    r = pushscan.analyze(str(f), max_sessions=100)
+    assert r["summary"]["by_verdict"] == {"peer_reset": 3000}
+    evicted = [s for s in r["sessions"] if s["notes"]]
+    assert len(evicted) == r["summary"]["limits"]["evicted_sessions"] > 2800
+    assert {s["close"] for s in evicted} == {"reset_by_server"}
+    assert {n for s in evicted for n in s["notes"]} == {
+        "ended early by the open-session limit (--max-sessions), after its close"}
+
+
+def test_the_text_table_of_a_flood_of_failures_is_bounded(tmp_path):
+    """50,000 refused sessions: the text lists the first 1,000 and counts the others
+    (it took minutes to list them all)."""
+    import time
+    f = tmp_path / "refused.pcap"
+    with open(f, "wb") as out:
+        generate.refused_sessions(out, 50_000)
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "pushscan", "analyze", str(f)], capture_output=True, text=True,
+                       timeout=600)
+    took = time.monotonic() - started
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == ("49000 more session(s) not listed (first 1000 shown; not listed: peer_reset 49000); "
+                         "--format json or jsonl lists every session")
+    assert lines[-2] == "50000 session(s): peer_reset 50000"
+    assert sum(1 for x in lines if x.startswith("session ")) == 1000
+    assert took < 40, f"{took:.0f} s"
 
 
 def test_max_buffer_gives_up_a_hole(tmp_path):
@@ -109,6 +148,7 @@ def stream(generator_args: list[str], analyze_args: list[str]) -> tuple[dict, fl
 
 BIG_GB = float(os.environ.get("PUSHSCAN_STREAM_GB", "10"))
 TINY = int(os.environ.get("PUSHSCAN_TINY_SESSIONS", "10000000"))
+REFUSED = int(os.environ.get("PUSHSCAN_REFUSED_SESSIONS", "300000"))
 
 
 @pytest.mark.slow
@@ -125,4 +165,14 @@ def test_ten_million_tiny_sessions_in_bounded_memory(compiled):
     last, rss = stream(["--tiny", str(TINY)], [])
     assert last["summary"]["tcp_sessions"] == TINY
     assert last["summary"]["limits"]["evicted_sessions"] >= TINY - 50_000
+    assert rss < 400, f"peak RSS {rss:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_flood_of_refused_sessions_in_bounded_memory(compiled):
+    """SYN answered by RST, session after session (a failing peer): every one ends and is
+    reported, and the ended ones do not pile up (they did: 2.4 GB per million)."""
+    last, rss = stream(["--refused", str(REFUSED)], [])
+    assert last["summary"]["sessions"] == REFUSED
+    assert last["summary"]["by_verdict"] == {"peer_reset": REFUSED}
     assert rss < 400, f"peak RSS {rss:.0f} MB"

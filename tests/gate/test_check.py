@@ -181,3 +181,81 @@ def test_parallel_check_gives_the_same_results(project):
     one = run("captures", "--policy", "policy.toml", cwd=project)
     two = run("captures", "--policy", "policy.toml", "-j", "2", cwd=project)
     assert one.returncode == two.returncode == 0 and one.stdout == two.stdout
+
+
+# -- a gate that checks nothing, or cannot read what it checks, is never green -------------
+def test_traces_without_packets_are_errors(tmp_path):
+    ok = (CAPTURES / "smtp_ok.pcap").read_bytes()
+    garbage_first = tmp_path / "garbage-first.pcap"
+    garbage_first.write_bytes(ok[:24] + b"\xff" * 16 + ok[24:])
+    empty = tmp_path / "no-packets.pcap"
+    empty.write_bytes(ok[:24])
+    r = run(str(CAPTURES / "smtp_ok.pcap"), str(garbage_first), str(empty), "--junit", str(tmp_path / "j.xml"))
+    assert r.returncode == 3
+    assert r.stdout.splitlines() == [
+        f"PASS {CAPTURES / 'smtp_ok.pcap'} (1 session)",
+        f"ERROR {garbage_first}: no packets could be read (record at byte 24 claims an impossible length)",
+        f"ERROR {empty}: no packets could be read",
+        "3 trace(s): 1 passed, 0 failed, 2 with errors (unreadable, no packets, or pushscan failed)"]
+    junit = (tmp_path / "j.xml").read_text()
+    assert junit.count('type="NoPackets"') == 2
+
+
+def test_a_directory_without_captures_is_a_usage_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("no captures here")
+    r = run(str(tmp_path))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"pushscan: error: {tmp_path}: no capture files in this directory (looked for *.pcap, "
+                        "*.pcapng, *.cap, *.pcap.gz, *.pcapng.gz)\n")
+
+
+def test_a_policy_that_is_not_utf8(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_bytes(b'fail_on = "warning"\n# caf\xe9\n')
+    r = run(str(CAPTURES / "smtp_ok.pcap"), "--policy", str(f))
+    assert r.returncode == 2
+    assert r.stderr == f"pushscan: error: policy file {f}: not UTF-8 text (byte 25), as TOML must be\n"
+    f.write_text("tool = 3\n")            # [tool] that is not a table
+    assert run(str(CAPTURES / "smtp_ok.pcap"), "--policy", str(f)).returncode == 2
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"schema": 1, "traces": []}', "'traces' must map trace paths to their sessions"),
+    ('{"schema": 1, "traces": {"a.pcap": {"id": 0}}}', "trace 'a.pcap': expected a list of sessions"),
+    ('{"schema": 1, "traces": {"a.pcap": [3]}}', "trace 'a.pcap', session 0: expected id, client, server"),
+    ('{"schema": 1, "traces": {"a.pcap": [{"id": "0", "client": "x", "server": "y", "verdict": "ok", '
+     '"findings": []}]}}', "trace 'a.pcap', session 0: expected id (keys"),
+    ('{"schema": 1, "traces": {"a.pcap": [{"id": 0, "client": "x", "server": "y", "verdict": "ok", '
+     '"findings": [1]}]}}', "session 0: expected findings"),
+    ('[1, 2]', "not a pushscan baseline (schema 1)"),
+    ('{"schema": 1', "not JSON"),
+    (b'\xff\xfe', "not UTF-8 text (byte 0)"),
+])
+def test_a_baseline_of_the_wrong_shape(tmp_path, content, message):
+    f = tmp_path / "base.json"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    r = run(str(CAPTURES / "smtp_ok.pcap"), "--baseline", str(f))
+    assert r.returncode == 2 and r.stderr.startswith(f"pushscan: error: baseline {f}: ") and message in r.stderr, \
+        r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_crashing_trace_is_an_error_case_and_the_gate_goes_on(tmp_path):
+    """A trace whose analysis fails in pushscan itself (a bug) is reported as an error
+    case with its traceback in the JUnit file; the other traces are still judged."""
+    from pushscan.gate import Policy
+    from pushscan.gate.check import check
+    from pushscan.gate.junit import junit_xml
+
+    class Broken(Policy):      # a policy whose per-trace view fails: a bug met on one trace
+        def for_trace(self, path):
+            if path.endswith("smtp_ok.pcap"):
+                raise RuntimeError("boom")
+            return super().for_trace(path)
+
+    results = check([str(CAPTURES / "smtp_ok.pcap"), str(CAPTURES / "smtp_unpushed_reset.pcap")], Broken())
+    assert [r.error_kind for r in results] == ["Crash", ""]
+    assert results[0].error == f"{CAPTURES / 'smtp_ok.pcap'}: pushscan failed on this trace (RuntimeError: boom)"
+    assert not results[1].passed and results[1].cases[0].failures
+    xml = junit_xml(results).decode()
+    assert 'type="Crash"' in xml and "Traceback" in xml and "UNPUSHED_BEFORE_RESET" in xml

@@ -110,3 +110,108 @@ def test_numba_scanner_equals_python_scanner(name, cut):
     bad = bytearray(data)
     bad[24 + 8:24 + 12] = (2 << 20).to_bytes(4, "big" if big else "little")
     assert scan.scan_pcap_py(bytes(bad), 24, big, 1 << 20)[:3] == scan.scan_pcap_compiled(bytes(bad), 24, big, 1 << 20)[:3] == (0, 24, True)
+
+
+# -- a file truncated or reused while it is read (a capture ring) -----------------------
+def _big_capture(path, packets: int = 600_000):
+    from ..conftest import bench_capture
+    return bench_capture(path, packets)
+
+
+def _mapped_by(pid: int, path) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return str(path) in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def _reading(pid: int, path, past: int = 8 << 20) -> bool:
+    """``pid`` has ``path`` open and has read ``past`` bytes of it."""
+    import os
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    return int(f.readline().split()[1]) > past
+        except (FileNotFoundError, ValueError):
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_a_mapped_file_reused_by_a_capture_program_is_a_damaged_tail(tmp_path):
+    """The file pushscan maps is rewritten by tcpdump (as a -C/-W ring reuses its oldest
+    file): no SIGBUS; a warning, the part read is analysed, exit 0, and tcpdump gets the
+    file once pushscan lets go of it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from ..conftest import require
+    require("tcpdump")
+    victim = _big_capture(tmp_path / "ring0.pcap")
+    total = 600_000
+    p = subprocess.Popen([sys.executable, "-m", "pushscan", "analyze", "--format", "json", str(victim)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PUSHSCAN_FASTLANE="1"))
+    deadline = time.monotonic() + 60
+    while not _mapped_by(p.pid, victim):
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.02)
+    time.sleep(0.2)
+    writer = subprocess.run(["tcpdump", "-r", str(CAPTURES / "smtp_ok.pcap"), "-w", str(victim)],
+                            capture_output=True, timeout=120)    # waits until pushscan lets go
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert err == (f"pushscan: warning: {victim}: another program opened the file for writing or truncated it "
+                   "while it was read (a capture ring reusing it?) (the part before it was analysed)\n")
+    doc = json.loads(out)
+    assert 0 < doc["inputs"][0]["packets"] < total and doc["summary"]["sessions"] > 0
+    assert writer.returncode == 0 and victim.read_bytes() == (CAPTURES / "smtp_ok.pcap").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_file_truncated_while_read_without_a_mapping_is_a_damaged_tail(tmp_path):
+    """A file someone holds open for writing is read, not mapped; truncated meanwhile,
+    the reading stops there with a warning."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    victim = _big_capture(tmp_path / "growing.pcap")
+    holder = open(victim, "r+b")        # a writer that keeps it open: no lease can be had
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "pushscan", "analyze", "--format", "json", str(victim)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PUSHSCAN_FASTLANE="1", PUSHSCAN_READAHEAD="0"))
+        deadline = time.monotonic() + 60
+        while not _reading(p.pid, victim):
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.01)
+        os.ftruncate(holder.fileno(), 4096)
+        out, err = p.communicate(timeout=120)
+    finally:
+        holder.close()
+    assert not _mapped_by(p.pid, victim)
+    assert p.returncode == 0, err
+    assert "the file shrank while it was read (truncated by another program?)" in err
+    assert 0 < json.loads(out)["inputs"][0]["packets"] < 600_000
+
+
+def test_the_clock_going_backwards_is_noted():
+    import struct
+    data = bytearray((CAPTURES / "smtp_unpushed_reset.pcap").read_bytes())
+    starts = []
+    pos = 24
+    while pos < len(data):
+        starts.append(pos)
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    sec, usec = struct.unpack_from("<II", data, starts[13])
+    struct.pack_into("<II", data, starts[15], sec - 55, usec)     # frame 16: 55 s before frame 14
+    r = CaptureReader(io.BytesIO(bytes(data)), "mem")
+    for _ in r.batches():
+        pass
+    assert (r.clock_back, r.clock_back_packet) == (1, 16) and r.clock_back_ns // 10**9 == 55
