@@ -3,7 +3,10 @@
 Files join only when they are pieces of one ring set (``tcpdump -C/-G/-W``, ``dumpcap -b``,
 a capture cut with ``editcap -c``): ordered by their first packet, each starts no earlier
 than the previous one's last packet and within ``MAX_GAP_NS`` of it, with the same link
-types. Anything else is a capture of its own: unrelated files must never merge into
+types, in the same directory and named alike (the names differ only in digits and
+``_ - .``, as the rotating programs number or date their pieces): two recordings made one
+after the other and named for what they hold (``smtp_ok.pcap``, ``smtp_reset.pcap``) are
+two captures, whatever their times. Anything else is a capture of its own: unrelated files must never merge into
 false findings ("a SYN that got no SYN-ACK" for a session complete in its own file).
 ``--merge`` joins all files in time order regardless; ``--separate`` keeps every file alone.
 
@@ -13,6 +16,7 @@ Standard input, FIFOs and other inputs that are not regular files are never read
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Optional
@@ -83,9 +87,16 @@ def extent(path: str) -> Extent:
     return Extent(path, first, last, frozenset(reader.link_types))
 
 
+def set_name(path: str) -> tuple[str, str]:
+    """What the pieces of one ring set share: their directory, and their name without
+    digits and ``_ - .`` (``cap.pcap``, ``cap.pcap1``; ``x_00001_20261201120000.pcapng``)."""
+    full = os.path.abspath(path)
+    return os.path.dirname(full), re.sub(r"[\d_.\-]", "", os.path.basename(full))
+
+
 def _joins(prev: Extent, last_ts: int, nxt: Extent) -> Optional[str]:
-    """None if ``nxt`` continues the capture that ended at ``last_ts`` with ``prev``;
-    else why not (for the note)."""
+    """None if ``nxt`` continues the capture that ended at ``last_ts`` with ``prev`` (both
+    named alike); else why not (for the note)."""
     assert nxt.first_ts is not None
     if nxt.link_types != prev.link_types:
         return f"{nxt.path} has other link types than {prev.path}"
@@ -97,29 +108,36 @@ def _joins(prev: Extent, last_ts: int, nxt: Extent) -> Optional[str]:
     return None
 
 
+NOT_ALIKE = "files not named alike are separate captures (the pieces of a ring set differ only in numbers)"
+
+
 def ring_sets(paths: list[str]) -> tuple[list[Group], list[str]]:
     """The captures among ``paths``, in time order (inputs that cannot be placed in time
     keep their place after those that can), and why files were not joined."""
     extents = [extent(p) for p in paths]
-    timed = sorted((e for e in extents if e.first_ts is not None),
-                   key=lambda e: (e.first_ts, paths.index(e.path)))
-    groups: list[Group] = []
+    families: dict[tuple[str, str], list[Extent]] = {}
+    for e in extents:
+        if e.first_ts is not None:
+            families.setdefault(set_name(e.path), []).append(e)
+    found: list[tuple[int, int, Group]] = []
     why: list[str] = []
-    current: list[Extent] = []
-    last_ts = 0
-    for e in timed:
-        if current:
-            reason = _joins(current[-1], last_ts, e)
+    for family in families.values():
+        family.sort(key=lambda e: (e.first_ts, paths.index(e.path)))
+        runs: list[list[Extent]] = [[family[0]]]
+        last_ts = family[0].last_ts or 0
+        for e in family[1:]:
+            reason = _joins(runs[-1][-1], last_ts, e)
             if reason is None:
-                current.append(e)
+                runs[-1].append(e)
                 last_ts = max(last_ts, e.last_ts or 0)
-                continue
-            why.append(reason)
-            groups.append(_group(current))
-        current = [e]
-        last_ts = e.last_ts or 0
-    if current:
-        groups.append(_group(current))
+            else:
+                why.append(reason)
+                runs.append([e])
+                last_ts = e.last_ts or 0
+        found += [(r[0].first_ts or 0, paths.index(r[0].path), _group(r)) for r in runs]
+    if len(families) > 1:
+        why.append(NOT_ALIKE)
+    groups = [g for _, _, g in sorted(found, key=lambda x: (x[0], x[1]))]
     groups += [Group((e.path,), "unplaced") for e in extents if e.first_ts is None]
     return groups, why
 

@@ -16,8 +16,9 @@ from pushscan.errors import UsageError
 from ..conftest import CAPTURES, bench_capture, require
 
 
-def shifted(tmp_path, name: str, seconds: float) -> str:
-    out = tmp_path / f"{seconds:g}_{name}"
+def shifted(tmp_path, name: str, seconds: float, as_name: str = "") -> str:
+    """``name`` with its times moved by ``seconds``, written as ``SECONDS_AS_NAME``."""
+    out = tmp_path / f"{seconds:g}_{as_name or name}"
     subprocess.run([require("editcap"), "-t", str(seconds), str(CAPTURES / name), str(out)], check=True,
                    capture_output=True)
     return str(out)
@@ -45,8 +46,9 @@ def test_pieces_cut_by_editcap_give_the_whole_capture(tmp_path):
     assert strip(a) == strip(b) and a["summary"] == b["summary"]
 
 
-def test_overlapping_captures_stay_apart():
-    files = [str(CAPTURES / "smtp_ok.pcap"), str(CAPTURES / "smtp_unpushed_reset.pcap")]
+def test_overlapping_captures_stay_apart(tmp_path):
+    files = [shifted(tmp_path, "smtp_ok.pcap", 0),          # named alike, but at the same time
+             shifted(tmp_path, "smtp_unpushed_reset.pcap", 0, as_name="smtp_ok1.pcap")]
     groups, why = captures(files, Options())
     assert [g.paths for g in groups] == [(files[0],), (files[1],)]
     assert why == [f"{files[1]} overlaps {files[0]} in time"]
@@ -57,15 +59,41 @@ def test_overlapping_captures_stay_apart():
 
 
 def test_a_later_capture_or_another_link_type_stays_apart(tmp_path):
-    ok = str(CAPTURES / "smtp_ok.pcap")
+    ok = shifted(tmp_path, "smtp_ok.pcap", 0)
     later = shifted(tmp_path, "smtp_ok.pcap", MAX_GAP_NS / 1e9 + 60)
     groups, why = captures([ok, later], Options())
     assert len(groups) == 2 and why[0].startswith(f"{later} starts 66") and "after" in why[0]
     soon = shifted(tmp_path, "smtp_ok.pcap", 30)
     assert len(captures([ok, soon], Options())[0]) == 1          # 30 s later: the ring goes on
-    sll = shifted(tmp_path, "smtp_sll.pcap", 30)
+    sll = shifted(tmp_path, "smtp_sll.pcap", 30, as_name="smtp_ok.pcap")
     groups, why = captures([ok, sll], Options())
     assert len(groups) == 2 and why == [f"{sll} has other link types than {ok}"]
+
+
+def test_recordings_named_for_what_they_hold_stay_apart(tmp_path):
+    """Two recordings made one after the other (a CI suite's traces) are consecutive in
+    time like ring pieces; their names say they are not one capture."""
+    ok = shifted(tmp_path, "smtp_ok.pcap", 0)
+    other = shifted(tmp_path, "smtp_ok.pcap", 30, as_name="smtp_reset.pcap")
+    groups, why = captures([ok, other], Options())
+    assert [g.paths for g in groups] == [(ok,), (other,)]
+    assert why == ["files not named alike are separate captures (the pieces of a ring set differ only "
+                   "in numbers)"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = str(elsewhere / os.path.basename(shifted(tmp_path, "smtp_ok.pcap", 30)))
+    os.rename(moved.replace("/elsewhere", ""), moved)
+    assert len(captures([ok, moved], Options())[0]) == 2        # another directory
+
+
+def test_a_ring_set_among_other_captures_at_the_same_time():
+    """A capture taken while a ring set rotated does not cut the set."""
+    files = [str(CAPTURES / n) for n in ("rotated_00001.pcap", "smtp_ok.pcap", "rotated_00002.pcap",
+                                         "smtp_unpushed_reset.pcap")]
+    groups, why = captures(files, Options())
+    assert sorted(g.paths for g in groups) == sorted([(files[0], files[2]), (files[1],), (files[3],)])
+    assert why == ["files not named alike are separate captures (the pieces of a ring set differ only "
+                   "in numbers)"]
 
 
 def test_merge_and_separate(tmp_path):
