@@ -461,11 +461,13 @@ LINKS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
 
 
 def write_pcap(path: Path, pkts: list[Pkt], link: str = "eth", nano: bool = False,
-               endian: str = "<", snaplen: int = 262144) -> None:
+               endian: str = "<", snaplen: int = 262144, as_sent: bool = False) -> None:
+    """``pkts`` in time order (``as_sent``: in the order made, as a host whose clock
+    stepped writes them)."""
     lt, wrap = LINKS[link]
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, lt)]
-    for t, ipb in sorted(pkts, key=lambda p: p[0]):
+    for t, ipb in (pkts if as_sent else sorted(pkts, key=lambda p: p[0])):
         frame = wrap(ipb)
         sec = int(t)
         frac = round((t - sec) * (1e9 if nano else 1e6))

@@ -20,6 +20,7 @@ from ..report.document import SCHEMA, Tally, endpoint, session_document
 from ..smtp import IMPLICIT_TLS_PORTS, SmtpDialogue, smtp_of
 from ..sources.engines import open_engine, open_input
 from ..sources.prefetch import prefetch
+from ..sources.streams import rereadable
 from ..tcp.session import Session
 from ..tcp.tracker import LINGER_NS, Tracker
 from ..version import __version__
@@ -31,8 +32,8 @@ from .shard import Shard, select
 # -- inputs -----------------------------------------------------------------------------
 def first_timestamp(path: str) -> Optional[int]:
     """Timestamp (ns) of the first packet of a readable file, else None."""
-    if path == "-":
-        return None
+    if not rereadable(path):
+        return None          # a FIFO or standard input is read once, by the analysis
     try:
         raw, reader = open_input(path)
     except InputError:
@@ -50,8 +51,8 @@ def first_timestamp(path: str) -> Optional[int]:
 
 def time_order(paths: list[str]) -> list[str]:
     """Files of one capture (e.g. rotated ring files) in order of their first packet."""
-    if len(paths) < 2 or "-" in paths:
-        return list(paths)
+    if len(paths) < 2 or not all(rereadable(p) for p in paths):
+        return list(paths)   # streams are read once, in the order given
     firsts = {p: first_timestamp(p) for p in paths}
     return sorted(paths, key=lambda p: (firsts[p] is None, firsts[p] or 0, paths.index(p)))
 
@@ -270,6 +271,10 @@ class Analysis:
                     batches.close()   # a read-ahead thread stops before its file closes
                 closer()
             info["packets"] = engine.packets
+            back, largest, first = getattr(engine, "clock_back", (0, 0, 0))
+            if back:     # a clock step: durations across it are unknown (and never negative)
+                info["clock_went_back"] = {"packets": back, "largest_seconds": round(largest / 1e9, 6),
+                                           "first_frame": info["first_frame"] + first - 1}
             info["link_types"] = [linktype_name(lt) for lt in sorted(engine.link_types)]
             info["decode"] = {"tcp_segments": stats.tcp_segments, "not_ip": stats.not_ip,
                               "not_tcp": stats.not_tcp, "fragments": stats.fragments,

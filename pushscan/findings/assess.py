@@ -13,6 +13,7 @@ from ..decode.icmp import FRAG_NEEDED
 from ..model import ACK, OPT_TIMESTAMP
 from ..smtp import smtp_of
 from ..tcp.session import IPID_STEP, Close, Handshake, ResetFact, Session
+from .numbers import duration, seconds, size
 from .codes import (PRECEDENCE, REMEDY, RFC5321_DEFAULT_TIMEOUT_S, RFC5321_TIMEOUT_S, SEVERITY,
                     Code, Verdict)
 
@@ -50,10 +51,6 @@ def _finding(code: Code, message: str, frames: list[int] | tuple[int, ...], fram
         doc["frame_count"] = frame_count
     doc.update(fields)
     return doc
-
-
-def _secs(ns: int) -> float:
-    return round(ns / NS, 6)
 
 
 def rtt_ns(s: Session) -> Optional[int]:
@@ -167,7 +164,7 @@ class _Assessment:
             why.append("open_at_capture_end")
             after = s.seen_until - s.end
             self.notes.append(f"incomplete: still open when the capture ended (last packet frame "
-                              f"{s.last_frame}" + (f", {_secs(after):g} s before the capture's end"
+                              f"{s.last_frame}" + (f", {duration(after)} before the capture's end"
                                                    if after >= NS else "") + ")")
 
     # -- the capture's view ------------------------------------------------------------
@@ -189,7 +186,7 @@ class _Assessment:
                 and (s.syn_count > 1 or s.seen_until - s.start >= EVIDENCE_NS or s.evicted) \
                 and Code.ONE_SIDED not in self.codes:
             msg = (f"{s.syn_count} SYN{'s' if s.syn_count != 1 else ''} from the client got no "
-                   f"SYN-ACK in {_secs(s.end - s.start):g}s: the server host is down or unreachable, "
+                   f"SYN-ACK in {duration(s.end - s.start)}: the server host is down or unreachable, "
                    "or a firewall drops the connection")
             if s.evicted and s.syn_count == 1 and s.seen_until - s.start < EVIDENCE_NS:
                 # ended early by the open-session limit: an unanswered attempt all the same
@@ -243,21 +240,21 @@ class _Assessment:
         if s.reset is not None and s.reset.dir == s.client_dir ^ 1 or server.fin:
             how = "reset" if s.reset is not None and s.reset.dir == s.client_dir ^ 1 else "closed"
             self.add(Code.NO_GREETING,
-                     f"the server {how} the connection {_secs((server.fin_ts or s.end) - start):g}s "
+                     f"the server {how} the connection {duration((server.fin_ts or s.end) - start)} "
                      "after accepting it, before its greeting", frames, Verdict.NO_GREETING,
-                     closed_by="server", waited_seconds=_secs((server.fin_ts or s.end) - start))
+                     closed_by="server", waited_seconds=seconds((server.fin_ts or s.end) - start))
         elif client.fin or s.reset is not None:
             waited = (client.fin_ts or s.end) - start
             frames += [f for f in (client.fin_frame,) if f]
             self.add(Code.NO_GREETING,
-                     f"no greeting came from the server in the {_secs(waited):g}s the client "
+                     f"no greeting came from the server in the {duration(waited)} the client "
                      "waited; then the client closed", frames, Verdict.NO_GREETING,
-                     closed_by="client", waited_seconds=_secs(waited))
+                     closed_by="client", waited_seconds=seconds(waited))
         elif s.seen_until - start >= EVIDENCE_NS:
             self.add(Code.NO_GREETING,
-                     f"no greeting came from the server in the {_secs(s.seen_until - start):g}s "
+                     f"no greeting came from the server in the {duration(s.seen_until - start)} "
                      "the capture went on (still open: it may yet come)", [s.first_frame],
-                     closed_by=None, waited_seconds=_secs(s.seen_until - start))
+                     closed_by=None, waited_seconds=seconds(s.seen_until - start))
 
     def tls_failed(self) -> None:
         app, s = self.smtp, self.s
@@ -306,7 +303,7 @@ class _Assessment:
                 probes = (f"; {ep.probes} window probe(s) from the {side_name(s, d ^ 1)}, "
                           f"{ep.answered} answered with window 0" if ep.probes else "")
                 fields = dict(side=side_name(s, d), start_frame=ep.start_frame,
-                              duration_seconds=_secs(lasted), probes=ep.probes,
+                              duration_seconds=seconds(lasted), probes=ep.probes,
                               answered=ep.answered, ended_by=ep.ended_by)
                 if ep is dd.zero_windows[-1] and ep.ended_by in ("reset", "fin", "end") \
                         and (ep.ended_by != "end" or lasted >= EVIDENCE_NS):
@@ -315,14 +312,14 @@ class _Assessment:
                            "end": "and the capture ended"}[ep.ended_by or "end"]
                     self.add(Code.ZERO_WINDOW_STALL,
                              f"the {side_name(s, d)} advertised a zero window from frame "
-                             f"{ep.start_frame} and never reopened it in {_secs(lasted):g}s{probes}, "
+                             f"{ep.start_frame} and never reopened it in {duration(lasted)}{probes}, "
                              f"{how}: its application stopped reading",
                              frames, Verdict.RECEIVER_STALLED, **fields)
                     stalled = d
                 elif ep.ended_by == "reopened":
                     self.add(Code.ZERO_WINDOW,
                              f"the {side_name(s, d)} advertised a zero window from frame "
-                             f"{ep.start_frame} for {_secs(lasted):g}s{probes}, then reopened it "
+                             f"{ep.start_frame} for {duration(lasted)}{probes}, then reopened it "
                              f"(frame {ep.end_frame}): its application paused reading", frames,
                              **fields)
         return stalled
@@ -359,17 +356,17 @@ class _Assessment:
             return
         if r.dir == peer and not r.flags & ACK and r.seq_expected and r.trigger_gap >= idle_threshold(s):
             self.add(Code.PEER_RESTARTED,
-                     f"after {_secs(r.trigger_gap):g}s of silence the {side_name(s, out)}'s next "
+                     f"after {duration(r.trigger_gap)} of silence the {side_name(s, out)}'s next "
                      f"segment (frame {r.trigger_frame}) was answered by the {side_name(s, peer)} "
                      f"itself (same TTL {r.ttl}) with a reset without ACK at the expected sequence "
                      f"number (frame {r.frame}): the {side_name(s, peer)}'s stack no longer knew "
                      "the session (a reboot or a restarted service)",
                      [r.trigger_frame, r.frame], Verdict.PEER_RESTARTED, reset_frame=r.frame,
-                     idle_seconds=_secs(r.trigger_gap), smtp_command=cmd)
+                     idle_seconds=seconds(r.trigger_gap), smtp_command=cmd)
             return
         if r.dir == peer and r.turn_dir == out and r.unpushed_bytes > 0:
             if stalled == peer:
-                self.notes.append(f"{r.unpushed_bytes} bytes from the {side_name(s, out)} waited "
+                self.notes.append(f"{size(r.unpushed_bytes)} from the {side_name(s, out)} waited "
                                   "without PSH behind the zero window: not a PSH problem")
                 self.reset_turn_reported = True
             else:
@@ -377,17 +374,17 @@ class _Assessment:
                 acked = (" The peer acknowledged all of them: received, but by all signs never "
                          "delivered to its application." if r.acked else "")
                 self.add(Code.UNPUSHED_BEFORE_RESET,
-                         f"the {side_name(s, peer)} reset the session after {r.unpushed_bytes} bytes "
-                         f"from the {side_name(s, out)} had waited {_secs(dwell):g}s without PSH"
+                         f"the {side_name(s, peer)} reset the session after {size(r.unpushed_bytes)} "
+                         f"from the {side_name(s, out)} had waited {duration(dwell)} without PSH"
                          f"{during}.{acked}",
                          list(r.unpushed_frames) + [r.frame], Verdict.PUSH_PROBLEM,
-                         frame_count=r.unpushed_count + 1, unpushed_bytes=r.unpushed_bytes, acked=r.acked, dwell_seconds=_secs(dwell),
+                         frame_count=r.unpushed_count + 1, unpushed_bytes=r.unpushed_bytes, acked=r.acked, dwell_seconds=seconds(dwell),
                          reset_frame=r.frame, smtp_command=cmd)
                 self.reset_turn_reported = True
                 return
         if r.dir == peer:
             pushed_left = r.turn_dir == out and r.turn_bytes > 0
-            tail = (f"; {r.turn_bytes} pushed bytes from the {side_name(s, out)} were left "
+            tail = (f"; {size(r.turn_bytes, 'pushed byte')} from the {side_name(s, out)} were left "
                     "unanswered" if pushed_left else "; no data was waiting for an answer")
             self.add(Code.PEER_RESET, f"the {side_name(s, peer)} reset the session{during}{tail}",
                      [r.frame], None if stalled == peer else Verdict.PEER_RESET, reset_frame=r.frame,
@@ -395,8 +392,8 @@ class _Assessment:
             return
         extra = ""
         if r.turn_dir == out and r.unpushed_bytes:
-            extra = (f" while {r.unpushed_bytes} unpushed bytes of its own had waited "
-                     f"{_secs(r.ts - r.unpushed_ts):g}s unanswered")
+            extra = (f" while {size(r.unpushed_bytes, 'unpushed byte')} of its own had waited "
+                     f"{duration(r.ts - r.unpushed_ts)} unanswered")
         self.add(Code.LOCAL_RESET, f"the {side_name(s, out)} (outgoing side) reset the "
                  f"session{during}{extra}", [r.frame], reset_frame=r.frame, smtp_command=cmd)
 
@@ -420,11 +417,11 @@ class _Assessment:
         how = (f"answered only by a reset from elsewhere (frame {r.frame})" if r is not None
                else f"never answered ({len(o.hol_frames)} retransmission(s))")
         self.add(Code.IDLE_TIMEOUT,
-                 f"after {_secs(idle):g}s of silence the {side_name(s, self.out)}'s next segment "
+                 f"after {duration(idle)} of silence the {side_name(s, self.out)}'s next segment "
                  f"(frame {o.burst_frame}) was {how}, though the {side_name(s, self.peer)} had "
                  "answered at once before: a stateful firewall or NAT on the path dropped the "
                  "idle session", frames + ([r.frame] if r is not None else []),
-                 Verdict.PATH_DROPPED_STATE, idle_seconds=_secs(idle), first_frame=o.burst_frame)
+                 Verdict.PATH_DROPPED_STATE, idle_seconds=seconds(idle), first_frame=o.burst_frame)
 
     def unpushed_turns(self) -> None:
         s, out = self.s, self.out
@@ -435,13 +432,14 @@ class _Assessment:
                 continue
             if t.ended_by == "end" and s.seen_until - t.first_ts < EVIDENCE_NS:
                 continue  # cut by the end of the capture, not known to be stuck
-            wait = None if t.answered_ts is None else _secs(t.answered_ts - t.first_ts)
-            how = {"data": f"the peer answered after {wait}s", "reset": "a reset ended it",
+            answered = None if t.answered_ts is None else t.answered_ts - t.first_ts
+            wait = None if answered is None else seconds(answered)
+            how = {"data": f"the peer answered after {duration(answered or 0)}", "reset": "a reset ended it",
                    "peer_fin": "the peer closed",
-                   "end": f"nothing answered in the {_secs(s.seen_until - t.first_ts):g}s "
+                   "end": f"nothing answered in the {duration(s.seen_until - t.first_ts)} "
                           "the capture went on"}[t.ended_by]
             self.add(Code.UNPUSHED_TURN,
-                     f"{t.bytes} bytes from the {side_name(s, out)} ended a turn without PSH; {how}",
+                     f"{size(t.bytes)} from the {side_name(s, out)} ended a turn without PSH; {how}",
                      t.frames, frame_count=t.segments, bytes=t.bytes, wait_seconds=wait,
                      segments=t.segments)
 
@@ -469,20 +467,20 @@ class _Assessment:
         s, o, p = self.s, self.o, self.p
         if len(o.hol_frames) < 2 or not o.max_acked_segment:
             return
-        size = o.hol_size
+        seg = o.hol_size
         full = 0.75 * (p.mss or o.max_segment)      # "full-size": near the peer's MSS
-        if size <= max(o.max_acked_segment, SMALL_SEGMENT) or size < full \
+        if seg <= max(o.max_acked_segment, SMALL_SEGMENT) or seg < full \
                 or (p.max_ack is not None and p.max_ack > o.hol_start):
             return
         icmp = [e for e in s.icmp if (e.flow[0], e.type, e.code) in FRAG_NEEDED]
         said = (f"; {len(icmp)} ICMP '{icmp[0].text}' came back, yet the sender kept the size"
                 if icmp else "; no ICMP 'fragmentation needed' or 'packet too big' came back")
         self.add(Code.PMTU_BLACKHOLE,
-                 f"a full-size {size}-byte segment from the {side_name(s, self.out)} was sent "
+                 f"a full-size {seg:,}-byte segment from the {side_name(s, self.out)} was sent "
                  f"{len(o.hol_frames) + 1} times and never acknowledged, while segments of up to "
-                 f"{o.max_acked_segment} bytes were{said}: a path MTU black hole",
+                 f"{size(o.max_acked_segment)} were{said}: a path MTU black hole",
                  list(o.hol_frames) + [e.frame for e in icmp], Verdict.PATH_MTU,
-                 segment_bytes=size, largest_acknowledged=o.max_acked_segment,
+                 segment_bytes=seg, largest_acknowledged=o.max_acked_segment,
                  transmissions=len(o.hol_frames) + 1, icmp_frag_needed=len(icmp))
 
     def vanished(self) -> None:
@@ -510,13 +508,13 @@ class _Assessment:
         silent = max(o.last_ts, s.seen_until) - p.last_ts
         self.add(Code.PEER_VANISHED,
                  f"the {side_name(s, self.peer)} answered until frame {p.last_frame}, then sent "
-                 f"nothing at all for {_secs(silent):g}s: "
+                 f"nothing at all for {duration(silent)}: "
                  f"{o.since_peer} packet(s) from the {side_name(s, self.out)} "
                  f"({', '.join(what)}) went unanswered until "
                  + ended.format(side_name(s, self.out)) + still,
                  [p.last_frame] + list(o.hol_frames) + list(o.keepalive_frames),
                  Verdict.PEER_VANISHED, last_answer_frame=p.last_frame,
-                 unanswered=o.since_peer, silent_seconds=_secs(silent))
+                 unanswered=o.since_peer, silent_seconds=seconds(silent))
 
     def gave_up(self) -> None:
         s, g = self.s, self.s.gave_up
@@ -528,14 +526,14 @@ class _Assessment:
         limit = RFC5321_TIMEOUT_S.get(g.command, RFC5321_DEFAULT_TIMEOUT_S)
         if g.waited >= limit * NS:
             return
-        late = (f"; the reply came {_secs(self.s.dirs[self.peer].last_ts - g.ts):g}s later "
+        late = (f"; the reply came {duration(self.s.dirs[self.peer].last_ts - g.ts)} later "
                 f"(frame {s.late_frame}): the server was only slow" if s.late_frame else "")
         self.add(Code.LOCAL_GAVE_UP,
                  f"the {side_name(s, self.out)} {'reset' if g.how == 'reset' else 'closed'} the "
-                 f"session (frame {g.frame}) after waiting {_secs(g.waited):g}s for the reply to "
+                 f"session (frame {g.frame}) after waiting {duration(g.waited)} for the reply to "
                  f"{g.command}; RFC 5321 gives the server {limit // 60} minutes{late}",
                  [g.frame] + ([s.late_frame] if s.late_frame else []), Verdict.LOCAL_TIMEOUT,
-                 smtp_command=g.command, waited_seconds=_secs(g.waited), rfc_timeout_seconds=limit,
+                 smtp_command=g.command, waited_seconds=seconds(g.waited), rfc_timeout_seconds=limit,
                  late_reply_frame=s.late_frame or None)
 
     def retransmissions(self) -> None:
@@ -566,7 +564,7 @@ class _Assessment:
                          direction=direction_name(s, d), count=len(dd.conflicts))
             if dd.gap_bytes:
                 self.add(Code.CAPTURE_GAP,
-                         f"{dd.gap_bytes} bytes {direction_name(s, d)} were acknowledged but never "
+                         f"{size(dd.gap_bytes)} {direction_name(s, d)} were acknowledged but never "
                          "captured (the capture dropped them)", dd.gap_frames,
                          direction=direction_name(s, d), bytes=dd.gap_bytes)
             if dd.truncated:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..findings import NS
+from ..findings.numbers import duration, size
 from ..model import FIN, PSH, RST, SYN
 from ..smtp import smtp_of
 from ..tcp.session import Session
@@ -104,7 +105,7 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
     def flush(d: int) -> None:
         if pending[d]:
             segs = [(f, p, b) for f, p, b, _ in pending[d]]
-            segs_event(pending[d][0][3], d, "data", f"{sum(b for _, _, b in segs)} bytes", segs)
+            segs_event(pending[d][0][3], d, "data", size(sum(b for _, _, b in segs)), segs)
             pending[d] = []
 
     for e in s.trace:
@@ -133,7 +134,7 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
             text = item.text
             if item.kind == "body":
                 n, pushed = len(segs), sum(p for _, p, _ in segs)
-                text = f"DATA body: {sum(b for _, _, b in segs)} bytes in {n} segment(s), {pushed} pushed"
+                text = f"DATA body: {size(sum(b for _, _, b in segs))} in {n:,} segment(s), {pushed:,} pushed"
                 if n > BODY_LISTED:
                     segs = segs[:2] + segs[-2:]   # summarised: first and last segments
             segs_event(e.ts, e.dir, item.kind, text, segs)
@@ -144,7 +145,7 @@ def follow_events(s: Session) -> list[dict[str, Any]]:
     events += _tcp_events(s, t0, arrow)
     for w in waits(s):
         events.append({"t": round((w.start - t0) / NS, 6), "dir": arrow[w.dir], "kind": "wait",
-                       "text": (f"{w.bytes} bytes waited {((w.end or s.seen_until) - w.start) / NS:.3f}s "
+                       "text": (f"{size(w.bytes)} waited {duration((w.end or s.seen_until) - w.start)} "
                                 f"without PSH; ended by {w.ended_by}"
                                 + (f" (frame {w.end_frame})" if w.end_frame else "")),
                        "frames": w.frames[:20], "pushed": None, "bytes": w.bytes,
