@@ -31,14 +31,14 @@ try:
     def compact_json(doc: Any) -> bytes:
         """Compact JSON of one document, exactly as the standard library writes it:
         orjson (several times faster) when its text is the same, that is for ASCII
-        documents without a number the two print differently (``_differs``); the
+        documents without DEL or a number the two print differently (``_differs``); the
         standard library otherwise (it also escapes non-ASCII, so output stays ASCII
         whatever the terminal's encoding)."""
         try:
             b = orjson.dumps(doc)
         except (TypeError, orjson.JSONEncodeError):
             return compact_json_std(doc)
-        if not b.isascii() or _differs(b):
+        if not b.isascii() or b"\x7f" in b or _differs(b):   # the library escapes DEL too
             return compact_json_std(doc)
         return b
 except ImportError:  # pragma: no cover - orjson is a dependency
@@ -107,7 +107,8 @@ class JsonDocument:
     def finish(self, report: dict[str, Any]) -> None:
         """Close the session list; add what is known only at the end."""
         self._start()
-        self.w.text("\n ],\n" + '"inputs": ' + json.dumps(report["inputs"]) + ",\n"
+        joined = f'"capture": {json.dumps(report["capture"])},\n' if "capture" in report else ""
+        self.w.text("\n ],\n" + '"inputs": ' + json.dumps(report["inputs"]) + ",\n" + joined
                     + '"summary": ' + json.dumps(report["summary"]) + "}\n")
 
 
@@ -127,5 +128,7 @@ class JsonLines:
         self.w.flush()
 
     def finish(self, report: dict[str, Any]) -> None:
-        self.w.ascii(compact_json({"summary": report["summary"], "inputs": report["inputs"]}),
-                     b"\n")
+        tail = {"summary": report["summary"], "inputs": report["inputs"]}
+        if "capture" in report:
+            tail["capture"] = report["capture"]
+        self.w.ascii(compact_json(tail), b"\n")
