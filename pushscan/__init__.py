@@ -32,9 +32,10 @@ def analyze(paths: str | Iterable[str], **options: Any) -> dict[str, Any]:
 
 
 def check(paths: str | Iterable[str], policy: Any = None, baseline: Any = None,
-          engine: str = "native") -> list[Any]:
+          engine: str = "native", merge: bool = False, separate: bool = False) -> list[Any]:
     """Check traces against a policy (``pushscan.gate.Policy``, a mapping of policy keys,
-    or None for the defaults) and optionally a baseline dict. Returns one
+    or None for the defaults) and optionally a baseline dict. The pieces of a ring set are
+    one trace (``merge``: all files are one; ``separate``: each file is one). Returns one
     ``TraceResult`` per trace, with ``passed``, ``cases`` (failures and frames) and the
     trace's ``report``. Usable from pytest: ``assert all(r.passed for r in results)``."""
     from .gate import Policy, check as _check, policy_from_mapping
@@ -43,7 +44,8 @@ def check(paths: str | Iterable[str], policy: Any = None, baseline: Any = None,
         policy = policy_from_mapping(policy)
     elif policy is not None and not isinstance(policy, Policy):
         raise UsageError("policy must be a pushscan.gate.Policy or a mapping of policy keys")
-    return _check(list([paths] if isinstance(paths, str) else paths), policy, baseline, engine)
+    return _check(list([paths] if isinstance(paths, str) else paths), policy, baseline, engine,
+                  merge=merge, separate=separate)
 
 
 __all__ = ["analyze", "check", "PushscanError", "UsageError", "InputError", "__version__"]

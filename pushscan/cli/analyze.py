@@ -7,9 +7,12 @@ from typing import Any, Optional
 import click
 
 from ..errors import EXIT_INPUT, PushscanError
+from ..findings.numbers import duration
 from ..report.output import Output, refuse_overwrite
 from ..version import __version__
-from .common import ProgressBar, fail
+from .common import (ProgressBar, cluster_options, color_option, fail, file_options, options_from,
+                     select_options, smtp_options)
+from .cluster import on_cluster_checked
 
 FORMATS = ("text", "json", "jsonl")
 
@@ -17,20 +20,11 @@ FORMATS = ("text", "json", "jsonl")
 @click.command()
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text: tables and findings; json: one document; jsonl: a line per session as it ends.")
-@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True,
-              help="Also treat this server port as SMTP (repeatable); 25, 465, 587, 2525 always are.")
-@click.option("--all-tcp", is_flag=True, help="Report every TCP session, not only SMTP ones.")
-@click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True,
-              help="Which side's data is 'outgoing' (the side whose pushing is judged).")
-@click.option("--local", "local", multiple=True, metavar="CIDR",
-              help="Outgoing = data sent by an address in CIDR (repeatable); overrides --outgoing "
-                   "for sessions with exactly one local side.")
-@click.option("--separate", is_flag=True, help="Analyse each file alone instead of as one capture.")
-@click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native",
-              show_default=True,
-              help="How frames become segments: pushscan's own reader (fast), scapy, or tshark "
-                   "via pyshark (reads every format tshark reads).")
+              help="text: tables and findings; json: one document per capture; jsonl: a line per "
+                   "session as it ends, then one with the summary.")
+@smtp_options
+@file_options
+@select_options
 @click.option("--max-sessions", type=click.IntRange(1), default=50_000, show_default=True,
               help="Open sessions kept; past it the least recently active end as 'timeout'.")
 @click.option("--max-buffer", type=click.IntRange(0), default=8 << 20, show_default=True,
@@ -39,89 +33,110 @@ FORMATS = ("text", "json", "jsonl")
               help="Bytes kept of one SMTP command or reply line.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report here (a file: complete or not at all) instead of standard output.")
-@click.option("--color/--no-color", default=None, help="Colour in text output (default: on a terminal).")
+@color_option
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
-              help="With --separate, analyse this many files at once in parallel processes.")
-def analyze(captures: tuple[str, ...], fmt: str, ports: tuple[int, ...], all_tcp: bool,
-            outgoing: str, local: tuple[str, ...], separate: bool, engine: str,
-            max_sessions: int, max_buffer: int, max_line: int,
-            output: Optional[str], color: Optional[bool], jobs: int) -> None:
+              help="Analyse this many captures at once in parallel processes.")
+@cluster_options
+def analyze(captures: tuple[str, ...], fmt: str, output: Optional[str], color: str, jobs: int,
+            cluster: Optional[str], shards: Optional[int], **kw: Any) -> None:
     """Rebuild TCP sessions from CAPTURE files (pcap, pcapng, .gz; '-' is standard input),
     report PSH per direction and turn, and say why sessions died.
 
-    Several files are one capture in time order (rotated files); frame numbers then
-    continue from file to file (see inputs[].first_frame).
+    Files that are pieces of one ring set (consecutive in time, same link types, named
+    alike) are one capture, frame numbers continuing from file to file (see
+    inputs[].first_frame); any other file is a capture of its own, with a report of its
+    own. --merge and --separate decide instead.
     """
-    from ..analysis import Analysis, Options, groups
+    from ..analysis import Analysis, captures as find_captures
     from ..analysis.parallel import WorkerLost, in_parallel
     from ..report.document import SCHEMA
     from ..report.json_stream import JsonDocument, JsonLines
+    from ..report.terminal import use_color, width_of
 
     try:
-        opts = Options(ports=ports, all_tcp=all_tcp, outgoing=outgoing, local=local,
-                       separate=separate, engine=engine, max_sessions=max_sessions,
-                       max_buffer=max_buffer, max_line=max_line)
+        opts = options_from(kw, max_sessions=kw.pop("max_sessions"), max_buffer=kw.pop("max_buffer"),
+                            max_line=kw.pop("max_line"))
         if captures.count("-") > 1:
             raise PushscanError("standard input ('-') can be given only once")
+        where = on_cluster_checked(cluster, shards, jobs, captures)
         refuse_overwrite([("-o", output)], captures)
         out = Output(output)
     except PushscanError as exc:
         fail(exc)
     stream = out.stream
-    use_color = stream.isatty() if color is None else color
+    colored, width = use_color(color, stream), width_of(stream)
 
     exit_code = 0
-    with out, ProgressBar(captures) as progress:
-        todo = groups(list(captures), opts)
-        # JSON formats: workers send sessions already encoded
-        parallel = in_parallel(todo, opts, jobs, as_text=fmt in ("json", "jsonl")) \
-            if jobs > 1 and len(todo) > 1 else None
+    with out, ProgressBar(captures if where is None else ()) as progress:
+        todo, why = find_captures(list(captures), opts)
+        if why:
+            click.echo(f"pushscan: note: {len(todo)} captures, each reported alone ({'; '.join(why)}); "
+                       "--merge reads the files as one capture", err=True)
+        as_text = fmt in ("json", "jsonl")      # the formats whose sessions come encoded
+        paths = [list(g.paths) for g in todo]
+        results: Any = None
+        if where is not None:
+            results = where.run(paths, opts, shards, as_text, fmt == "text")
+        elif jobs > 1 and len(todo) > 1:
+            results = in_parallel(paths, opts, jobs, as_text=as_text)
         try:
             for group in todo:
-                head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": engine}
+                head = {"schema": SCHEMA, "pushscan_version": __version__, "engine": opts.engine}
                 writer = JsonDocument(stream, head) if fmt == "json" else \
                     JsonLines(stream) if fmt == "jsonl" else None
                 table = TextSessions() if writer is None else None
                 emit = writer.session if writer else table.add  # type: ignore[union-attr]
-                if parallel is None:
-                    a = Analysis(group, opts, on_session=emit, progress=progress, keep_sessions=False,
-                                 ordered=fmt != "jsonl")
+                if results is None:
+                    a = Analysis(list(group.paths), opts, on_session=emit, progress=progress,
+                                 keep_sessions=False, ordered=fmt != "jsonl")
                     report, unreadable = a.run(), a.unreadable
                 else:
-                    result = next(parallel)
+                    result = next(results)
                     if isinstance(result, WorkerLost):
-                        click.echo(f"pushscan: error: {', '.join(group)}: the worker process analysing "
-                                   f"it died ({result.reason}); nothing of it is reported", err=True)
+                        click.echo(f"pushscan: error: {', '.join(group.paths)}: the worker process "
+                                   f"analysing it died ({result.reason}); nothing of it is reported",
+                                   err=True)
                         exit_code = EXIT_INPUT
                         continue
                     report, unreadable = result
-                    # JSON from the workers for the JSON formats, documents otherwise
-                    for item in report["sessions"]:
+                    for item in report["sessions"]:     # encoded for the JSON formats
                         if writer is not None:
                             writer.session_json(item)
                         else:
                             emit(item)
                     report["sessions"] = []
+                if len(group.paths) > 1:
+                    report["capture"] = {"how": group.how, "files": list(group.paths)}
                 for err in unreadable:
                     click.echo(f"pushscan: error: {err}", err=True)
                     exit_code = EXIT_INPUT
                 for inp in report["inputs"]:
+                    if "clock_went_back" in inp:
+                        c = inp["clock_went_back"]
+                        click.echo(f"pushscan: warning: {inp['path']}: the capture's clock went backwards "
+                                   f"({c['packets']:,} packet(s) earlier than the one before, by up to "
+                                   f"{duration(int(c['largest_seconds'] * 1e9))}, first at frame "
+                                   f"{c['first_frame']}): times across it are unknown", err=True)
                     for e in inp["errors"]:
                         if not any(e == u.problem and inp["path"] == u.path for u in unreadable):
                             click.echo(f"pushscan: warning: {inp['path']}: {e} "
                                        "(the part before it was analysed)", err=True)
-                if len(unreadable) == len(group):
+                if len(unreadable) == len(group.paths):
                     continue   # nothing was read: the error line says it all
                 if writer is not None:
                     writer.finish(report)
                 else:
                     from ..report.text import render_text
                     report["sessions"] = table.sessions  # type: ignore[union-attr]
-                    render_text(report, stream, use_color, omitted_ok=table.omitted_ok)  # type: ignore[union-attr]
-                    table.say_omitted(stream)  # type: ignore[union-attr]
+                    if len(group.paths) > 1:
+                        report["joined"] = group.describe()
+                    render_text(report, stream, colored, omitted_ok=table.omitted_ok,  # type: ignore[union-attr]
+                                width=width, omitted=table.omitted)  # type: ignore[union-attr]
         finally:
-            if parallel is not None:
-                parallel.close()     # workers still running are ended
+            if results is not None:
+                results.close()      # workers or cluster tasks still running are ended
+            if where is not None:
+                where.close()
     sys.exit(exit_code)
 
 
@@ -156,11 +171,3 @@ class TextSessions:
             self.sessions = kept[:self.LISTED]
             for d in kept[self.LISTED:]:
                 self.omitted[d["verdict"]] = self.omitted.get(d["verdict"], 0) + 1
-
-    def say_omitted(self, out: Any) -> None:
-        """After the report: how many failed sessions the table left out."""
-        if self.omitted:
-            n = sum(self.omitted.values())
-            verdicts = ", ".join(f"{v} {k}" for v, k in sorted(self.omitted.items(), key=lambda x: -x[1]))
-            out.write(f"{n} more session(s) not listed (first {self.LISTED} shown; not listed: "
-                      f"{verdicts}); --format json or jsonl lists every session\n")

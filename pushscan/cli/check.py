@@ -10,7 +10,9 @@ import click
 from ..errors import EXIT_FAILED, EXIT_INPUT, PushscanError
 from ..report.output import Output, refuse_overwrite
 from ..version import __version__
-from .common import fail
+from ..analysis.select import Selection
+from .cluster import on_cluster_checked
+from .common import ENGINES, cluster_options, fail, file_options, select_options
 
 
 @click.command()
@@ -25,7 +27,8 @@ from .common import fail
               help="Every outgoing turn must end with PSH.")
 @click.option("--min-push-ratio", type=click.FloatRange(0, 1), default=None,
               help="Minimum share of outgoing turns that end pushed, per trace.")
-@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True, help="Extra SMTP port.")
+@click.option("--smtp-port", "smtp_ports", type=click.IntRange(1, 65535), multiple=True, metavar="N",
+              help="Also treat server port N as SMTP (repeatable; policy key smtp_ports).")
 @click.option("--outgoing", type=click.Choice(["client", "server"]), default=None)
 @click.option("--local", "local", multiple=True, metavar="CIDR")
 @click.option("--all-tcp/--smtp-only", default=None, help="Judge every TCP session, not only SMTP.")
@@ -39,17 +42,23 @@ from .common import fail
 @click.option("--compare-fail-on", multiple=True, metavar="CODES|SEVERITY|none",
               help="Fail a compared pair on these PATH_* codes or findings of at least this "
                    "severity; 'none' turns it off. Default: error (PSH stripped, reset injected).")
-@click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native")
+@click.option("--engine", type=click.Choice(ENGINES), default="native")
+@file_options
+@select_options
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Check this many traces at once in parallel processes.")
+@cluster_options
 def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[str, ...],
           require_pushed_turns: Optional[bool], min_push_ratio: Optional[float],
-          ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
+          smtp_ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
           all_tcp: Optional[bool], baseline: Optional[str], write_baseline: Optional[str],
           junit: Optional[str], compare_pairs: tuple[str, ...], compare_fail_on: tuple[str, ...],
-          engine: str, jobs: int) -> None:
+          engine: str, merge: bool, separate: bool, jobs: int, cluster: Optional[str],
+          shards: Optional[int], **select: Any) -> None:
     """CI gate: check recorded traces (files, directories, globs) against a policy, and
-    pairs of captures of one path (--compare NEAR:FAR, or the policy's compare key).
+    pairs of captures of one path (--compare NEAR:FAR, or the policy's compare key). The
+    pieces of a ring set are one trace (--merge: all files are one; --separate: each is);
+    --host, --port, --session and --verdict judge only those sessions.
 
     Exit codes: 0 every trace passes, 1 a trace fails, 2 usage or policy error (a
     directory without captures too), 3 a trace could not be judged (unreadable, no
@@ -72,8 +81,8 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
             cli["require_pushed_turns"] = require_pushed_turns
         if min_push_ratio is not None:
             cli["min_push_ratio"] = min_push_ratio
-        if ports:
-            cli["ports"] = chk.coerce("ports", list(ports), "option --")
+        if smtp_ports:
+            cli["smtp_ports"] = chk.coerce("smtp_ports", list(smtp_ports), "option --")
         if outgoing is not None:
             cli["outgoing"] = outgoing
         if local:
@@ -88,6 +97,11 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         if not captures and not policy.compare:
             raise chk.PolicyError("nothing to check: give traces, or pairs of captures to compare "
                                   "(--compare NEAR:FAR, or the policy's compare key)")
+        if shards is not None:
+            raise PushscanError("--shards: check runs each trace as one Dask task (traces are not "
+                                "split); leave it out")
+        sel = Selection(hosts=select.pop("hosts"), ports=select.pop("sel_ports"),
+                        sessions=select.pop("sessions"), verdicts=select.pop("verdicts"))
         base = load_baseline(baseline) if baseline is not None else None
         traces = chk.expand_traces(list(captures))
         inputs = traces + [p for p in (policy_file or source, baseline) if p]
@@ -95,15 +109,20 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         # the output files are made now: a place that cannot be written is said before the work
         junit_out = Output(junit, binary=True) if junit else None
         baseline_out = Output(write_baseline, binary=True) if write_baseline else None
+        where = on_cluster_checked(cluster, None, jobs, tuple(traces))
     except PushscanError as exc:
         fail(exc)
     try:
-        results = chk.check(traces, policy, base, engine=engine, jobs=jobs)
+        results = chk.check(traces, policy, base, engine=engine, jobs=jobs, merge=merge,
+                            separate=separate, select=sel, cluster=where)
     except PushscanError as exc:
         for o in (junit_out, baseline_out):
             if o is not None:
                 o.abort()
         fail(exc)
+    finally:
+        if where is not None:
+            where.close()
 
     try:
         _print_results(results, source)

@@ -71,22 +71,85 @@ class ProgressBar:
             self.bar.stop()
 
 
-def analysis_options(f: Any) -> Any:
-    """The options that shape an analysis, shared by follow, plot and report."""
-    for opt in reversed([
-        click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True, help="Extra SMTP port."),
-        click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True),
-        click.option("--local", "local", multiple=True, metavar="CIDR"),
-        click.option("--all-tcp", is_flag=True, help="Consider every TCP session, not only SMTP."),
-        click.option("--engine", type=click.Choice(["native", "scapy", "tshark"]), default="native",
-                     show_default=True),
-    ]):
+ENGINES = ("native", "scapy", "tshark")
+
+
+def _apply(f: Any, options: list[Any]) -> Any:
+    for opt in reversed(options):
         f = opt(f)
     return f
 
 
-def options_of(ports: tuple[int, ...], outgoing: str, local: tuple[str, ...], all_tcp: bool, engine: str) -> Any:
+def smtp_options(f: Any) -> Any:
+    """What is SMTP and which side is judged: ``--smtp-port``, ``--all-tcp``,
+    ``--outgoing``, ``--local``, and how frames are read (``--engine``)."""
+    return _apply(f, [
+        click.option("--smtp-port", "smtp_ports", type=click.IntRange(1, 65535), multiple=True,
+                     metavar="N", help="Also treat server port N as SMTP (repeatable); 25, 465, 587 "
+                     "and 2525 always are."),
+        click.option("--all-tcp", is_flag=True, help="Every TCP session, not only SMTP ones."),
+        click.option("--outgoing", type=click.Choice(["client", "server"]), default="client",
+                     show_default=True, help="Whose data is 'outgoing' (the side whose pushing is judged)."),
+        click.option("--local", "local", multiple=True, metavar="CIDR",
+                     help="Outgoing = data sent by an address in CIDR (repeatable)."),
+        click.option("--engine", type=click.Choice(ENGINES), default="native", show_default=True,
+                     help="How frames become segments: pushscan's own reader (fast), scapy, or "
+                          "tshark via pyshark (reads every format tshark reads)."),
+    ])
+
+
+def file_options(f: Any) -> Any:
+    """Which files named together are one capture: ``--merge``, ``--separate``."""
+    return _apply(f, [
+        click.option("--merge", is_flag=True, help="All files are one capture, in time order "
+                     "(default: only the pieces of a ring set join)."),
+        click.option("--separate", is_flag=True, help="Every file is a capture of its own."),
+    ])
+
+
+def select_options(f: Any, sessions: bool = True) -> Any:
+    """What is reported: ``--host``, ``--port``, ``--session``, ``--verdict``."""
+    from ..analysis.select import VERDICTS
+    opts = [
+        click.option("--host", "hosts", multiple=True, metavar="IP|CIDR",
+                     help="Only sessions with an endpoint in it (repeatable)."),
+        click.option("--port", "sel_ports", type=click.IntRange(1, 65535), multiple=True, metavar="N",
+                     help="Only sessions with an endpoint on port N (repeatable)."),
+    ]
+    if sessions:
+        opts.append(click.option("--session", "sessions", type=click.IntRange(0), multiple=True,
+                                 metavar="ID", help="Only this session (repeatable)."))
+    opts.append(click.option("--verdict", "verdicts", type=click.Choice(VERDICTS), multiple=True,
+                             help="Only sessions with this verdict (repeatable)."))
+    return _apply(f, opts)
+
+
+def color_option(f: Any) -> Any:
+    return click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+                        show_default=True, help="Colour in text output (auto: on a terminal, "
+                        "unless NO_COLOR is set).")(f)
+
+
+def cluster_options(f: Any) -> Any:
+    """``--cluster`` and ``--shards`` (``pushscan.cluster``)."""
+    return _apply(f, [
+        click.option("--cluster", metavar="tcp://HOST:PORT|local", default=None,
+                     help="Run on this Dask scheduler (or a LocalCluster on this machine); needs "
+                          "pip install 'pushscan[cluster]' and inputs the workers can read."),
+        click.option("--shards", type=click.IntRange(1), default=None, metavar="N",
+                     help="With --cluster: split each capture into N shards by flow (default: "
+                          "one per 512 MB, up to the cluster's threads)."),
+    ])
+
+
+def options_from(kw: dict[str, Any], **more: Any) -> Any:
+    """The ``Options`` of the shared options in ``kw`` (taken out of it), plus ``more``."""
     from ..analysis import Options
-    return Options(ports=ports, outgoing=outgoing, local=local, all_tcp=all_tcp, engine=engine)
-
-
+    from ..analysis.select import Selection
+    taken: dict[str, Any] = {k: kw.pop(k) for k in ("smtp_ports", "all_tcp", "outgoing", "local", "engine",
+                                    "merge", "separate") if k in kw}
+    if "smtp_ports" in taken:
+        taken["ports"] = taken.pop("smtp_ports")
+    select = Selection(hosts=kw.pop("hosts", ()), ports=kw.pop("sel_ports", ()),
+                       sessions=kw.pop("sessions", ()), verdicts=kw.pop("verdicts", ()))
+    return Options(**taken, select=select, **more)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
 from ..errors import PushscanError
 from ..report.output import Output, refuse_overwrite
-from .common import analysis_options, fail, options_of
+from .common import color_option, fail, options_from, smtp_options
 
 
 @click.command()
@@ -20,10 +20,10 @@ from .common import analysis_options, fail, options_of
               help="FAR's clock minus NEAR's, if known (default: estimated from matched packets).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report here (a file: complete or not at all) instead of standard output.")
-@analysis_options
+@color_option
+@smtp_options
 def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output: Optional[str],
-            ports: tuple[int, ...], outgoing: str, local: tuple[str, ...], all_tcp: bool,
-            engine: str) -> None:
+            color: str, **kw: Any) -> None:
     """Compare two captures of the same traffic taken at two points of a path (NEAR: near
     the sender, e.g. the gateway; FAR: near the receiver, e.g. the MX) at the same time.
 
@@ -38,7 +38,7 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
     from ..report.terminal import use_color, width_of
 
     try:
-        opts = options_of(ports, outgoing, local, all_tcp, engine)
+        opts = options_from(kw)
         refuse_overwrite([("-o", output)], (near, far))
         out = Output(output)          # a bad place is said before the work
         if same_file(near, far):
@@ -55,5 +55,5 @@ def compare(near: str, far: str, fmt: str, clock_offset: Optional[float], output
         if fmt == "json":
             out.stream.write(json.dumps(doc, indent=1) + "\n")
         else:
-            render_text(doc, out.stream, use_color(None, out.stream), width_of(out.stream))
+            render_text(doc, out.stream, use_color(color, out.stream), width_of(out.stream))
     sys.exit(0)

@@ -15,7 +15,7 @@ from .common import fail
 @click.option("-i", "--interface", "ifaces", multiple=True, required=True, metavar="IFACE",
               help="Interface to capture on (repeatable).")
 @click.option("--bpf", default=None, metavar="FILTER",
-              help="Capture filter (default: the SMTP ports and any --port).")
+              help="Capture filter (default: the SMTP ports and any --smtp-port).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, metavar="S",
               help="Stop after S seconds.")
 @click.option("--count", type=click.IntRange(1), default=None, metavar="N", help="Stop after N packets.")
@@ -24,7 +24,8 @@ from .common import fail
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               metavar="S", help="Report and drop sessions with no packet for S seconds.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-@click.option("--port", "ports", type=click.IntRange(1, 65535), multiple=True, help="Extra SMTP port.")
+@click.option("--smtp-port", "ports", type=click.IntRange(1, 65535), multiple=True, metavar="N",
+              help="Also treat server port N as SMTP (repeatable), and capture it.")
 @click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True)
 @click.option("--local", "local", multiple=True, metavar="CIDR")
 @click.option("--all-tcp", is_flag=True, help="Report every TCP session the filter lets through.")

@@ -8,13 +8,14 @@ with the answers of a local run.
 - ``tasks``: what runs on a worker (an ``Analysis``, its result compressed);
 - ``run.on_cluster``: submits, spills results to local temporary files as they arrive,
   and hands back each group's report in order with its sessions merged in id order
-  (streamed from those files: the client's memory does not grow with the sessions).
+  (streamed from those files: the client's memory does not grow with the sessions);
+- ``run.map_tasks``: one task per piece of work, results in order (``check``: a trace each).
 
 Needs the extra: ``pip install 'pushscan[cluster]'`` (dask, distributed). Inputs are paths
 the workers can read: a shared file system, mounted at the same place.
 """
 from .client import CLUSTER_MISSING, Cluster, connect
 from .plan import Task, plan
-from .run import on_cluster
+from .run import map_tasks, on_cluster
 
-__all__ = ["CLUSTER_MISSING", "Cluster", "Task", "connect", "on_cluster", "plan"]
+__all__ = ["CLUSTER_MISSING", "Cluster", "Task", "connect", "map_tasks", "on_cluster", "plan"]

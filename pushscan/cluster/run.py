@@ -112,6 +112,32 @@ def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def map_tasks(cluster: Cluster, fn: Callable[..., Any], work: list[tuple[Any, ...]],
+              task_done: Optional[Callable[[int, int], None]] = None) -> list[Any]:
+    """``fn(*args)`` for every ``args`` of ``work`` as one task each (``check``: a trace
+    per task), results in the order of ``work``; a task whose function raised gives the
+    exception in its place (Dask reruns the tasks of a worker that died)."""
+    from distributed import as_completed
+
+    run_id = uuid.uuid4().hex[:12]
+    futures = {cluster.client.submit(fn, *args, pure=False, key=f"pushscan-{run_id}-{i}"): i
+               for i, args in enumerate(work)}
+    results: list[Any] = [None] * len(work)
+    try:
+        for n, fut in enumerate(as_completed(list(futures)), 1):
+            try:
+                results[futures[fut]] = fut.result()
+            except Exception as exc:   # noqa: BLE001 - the caller reports it with its input
+                results[futures[fut]] = exc
+            fut.release()
+            if task_done is not None:
+                task_done(n, len(work))
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return results
+
+
 def _remover(files: list[str]) -> Callable[[], None]:
     def remove() -> None:
         for f in files:
@@ -122,4 +148,4 @@ def _remover(files: list[str]) -> Callable[[], None]:
     return remove
 
 
-__all__ = ["Task", "on_cluster"]
+__all__ = ["Task", "map_tasks", "on_cluster"]

@@ -1,9 +1,10 @@
 """``pushscan check``: a CI gate over recorded traces.
 
-Each trace (one capture file) is analysed alone and judged by a policy; a trace fails when
-a session has a finding the policy fails on, when outgoing turns went unpushed and the
-policy requires them pushed, when the trace's push ratio is below the minimum, or when it
-differs from a baseline.
+Each trace (one capture: a file, or the pieces of a ring set named together, as
+``analysis.grouping`` finds them) is analysed alone and judged by a policy; a trace fails
+when a session has a finding the policy fails on, when outgoing turns went unpushed and
+the policy requires them pushed, when the trace's push ratio is below the minimum, or when
+it differs from a baseline. A trace of several files is named "FIRST + SECOND + ...".
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import os
 import traceback
 from typing import Any, Optional
 
-from ..analysis import Analysis, Options
+from ..analysis import Analysis, Options, captures
+from ..analysis.select import Selection
 from ..errors import PushscanError, UsageError
 from .baseline import baseline_diff, baseline_entry
 from .compare import check_compare
@@ -76,28 +78,39 @@ def judge(path: str, report: dict[str, Any], policy: Policy) -> TraceResult:
                        report=report)
 
 
-def check_trace(path: str, policy: Policy, engine: str = "native") -> TraceResult:
-    """Analyse one trace alone and judge it (no baseline). A trace that cannot be read,
-    holds no packet that could be read, or makes pushscan fail is an error result, never
-    a pass."""
+def trace_name(paths: tuple[str, ...]) -> str:
+    """How results, JUnit and baselines name a trace."""
+    return " + ".join(paths)
+
+
+def check_trace(paths: tuple[str, ...] | str, policy: Policy, engine: str = "native",
+                select: Selection = Selection()) -> TraceResult:
+    """Analyse one trace (its files as one capture) alone and judge it (no baseline). A
+    trace that cannot be read, holds no packet that could be read, or makes pushscan
+    fail is an error result, never a pass. ``select``: only those sessions are judged."""
+    files = (paths,) if isinstance(paths, str) else tuple(paths)
+    name = trace_name(files)
     try:
-        p = policy.for_trace(path)
-        opts = Options(ports=p.ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp,
-                       engine=engine)
-        a = Analysis([path], opts)
+        p = policy.for_trace(files[0])
+        opts = Options(ports=p.smtp_ports, outgoing=p.outgoing, local=p.local, all_tcp=p.all_tcp,
+                       engine=engine, merge=len(files) > 1, select=select)
+        a = Analysis(list(files), opts)
         report = a.run()
     except PushscanError as exc:
-        return TraceResult(path, False, [], error=str(exc), error_kind="UnreadableInput")
+        return TraceResult(name, False, [], error=str(exc), error_kind="UnreadableInput")
     except Exception as exc:   # a bug met on this trace: the gate reports it and goes on
-        return crashed(path, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return crashed(name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    if a.unreadable and len(a.unreadable) == len(files):
+        return TraceResult(name, False, [], error=str(a.unreadable[0]), error_kind="UnreadableInput")
     if a.unreadable:
-        return TraceResult(path, False, [], error=str(a.unreadable[0]), error_kind="UnreadableInput")
-    inp = report["inputs"][0]
-    if not inp["packets"]:
-        why = f" ({'; '.join(inp['errors'])})" if inp["errors"] else ""
-        return TraceResult(path, False, [], error=f"{path}: no packets could be read{why}",
+        return TraceResult(name, False, [], error="; ".join(map(str, a.unreadable)),
+                           error_kind="UnreadableInput", report=report)
+    if not any(inp["packets"] for inp in report["inputs"]):
+        errors = [e for inp in report["inputs"] for e in inp["errors"]]
+        why = f" ({'; '.join(errors)})" if errors else ""
+        return TraceResult(name, False, [], error=f"{name}: no packets could be read{why}",
                            error_kind="NoPackets", report=report)
-    return judge(path, report, p)
+    return judge(name, report, p)
 
 
 def crashed(path: str, reason: str, detail: str = "") -> TraceResult:
@@ -108,24 +121,35 @@ def crashed(path: str, reason: str, detail: str = "") -> TraceResult:
 
 def check(paths: list[str] | str, policy: Optional[Policy] = None,
           baseline: Optional[dict[str, Any]] = None, engine: str = "native",
-          jobs: int = 1) -> list[TraceResult]:
+          jobs: int = 1, merge: bool = False, separate: bool = False,
+          select: Selection = Selection(), cluster: Any = None) -> list[TraceResult]:
     """Check traces (files, directories, globs) against ``policy`` and, if given, a
-    baseline (as written by ``--write-baseline``). One result per trace, in order, then
-    one per pair of captures in the policy's ``compare`` (``gate.compare``; baselines do
-    not cover those); ``jobs`` > 1 checks traces in that many processes at once."""
+    baseline (as written by ``--write-baseline``). Files that are pieces of one ring set
+    are one trace (``merge``: all files are one; ``separate``: every file is one). One
+    result per trace, in order, then one per pair of captures in the policy's ``compare``
+    (``gate.compare``; baselines do not cover those); ``jobs`` > 1 checks traces in that
+    many processes at once, ``cluster`` (``cli.cluster.ClusterRun``) one task per trace."""
     if isinstance(paths, str):
         paths = [paths]
     policy = policy or Policy()
-    traces = expand_traces(list(paths))
-    Options(engine=engine)     # a wrong engine is a usage error before any work
-    if jobs > 1 and len(traces) > 1:
+    found = expand_traces(list(paths))
+    opts = Options(engine=engine, merge=merge, separate=separate)   # wrong ones: usage errors now
+    # in the order named (a ring set where its first piece is)
+    order = {p: i for i, p in reversed(list(enumerate(found)))}
+    traces = sorted((g.paths for g in captures(found, opts)[0]), key=lambda t: min(order[p] for p in t)) \
+        if found else []
+    work = [(t, policy, engine, select) for t in traces]
+    if cluster is not None and traces:
+        results = [crashed(trace_name(t), f"its Dask task failed: {type(r).__name__}: {r}")
+                   if isinstance(r, BaseException) else r
+                   for t, r in zip(traces, cluster.map(check_trace, work))]
+    elif jobs > 1 and len(traces) > 1:
         from ..analysis.parallel import WorkerLost, in_processes
-        results = [crashed(t, f"its worker process died: {r.reason}", r.detail)
+        results = [crashed(trace_name(t), f"its worker process died: {r.reason}", r.detail)
                    if isinstance(r, WorkerLost) else r
-                   for t, r in zip(traces, in_processes(check_trace, [(t, policy, engine) for t in traces],
-                                                        jobs))]
+                   for t, r in zip(traces, in_processes(check_trace, work, jobs))]
     else:
-        results = [check_trace(t, policy, engine) for t in traces]
+        results = [check_trace(*w) for w in work]
     results += [check_compare(near, far, policy, engine) for near, far in policy.compare]
     if baseline is not None:
         recorded = baseline.get("traces", {})

@@ -27,7 +27,7 @@ def pair_name(p: dict[str, Any]) -> str:
 def check_compare(near: str, far: str, policy: Policy, engine: str = "native") -> TraceResult:
     """Compare one pair of captures and judge it; ``path`` is "NEAR <-> FAR"."""
     name = f"{near} <-> {far}"
-    opts = Options(ports=policy.ports, outgoing=policy.outgoing, local=policy.local,
+    opts = Options(ports=policy.smtp_ports, outgoing=policy.outgoing, local=policy.local,
                    all_tcp=policy.all_tcp, engine=engine)
     try:
         doc = compare(near, far, opts)

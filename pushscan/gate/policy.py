@@ -31,7 +31,7 @@ class Policy:
     fail_on: tuple[str, ...] = ("error",)    # severities and/or finding codes; () = none
     require_pushed_turns: bool = False
     min_push_ratio: Optional[float] = None
-    ports: tuple[int, ...] = ()
+    smtp_ports: tuple[int, ...] = ()         # extra SMTP ports (policy files may say ports)
     outgoing: str = "client"
     local: tuple[str, ...] = ()
     all_tcp: bool = False
@@ -64,6 +64,7 @@ def _fails(fail_on: tuple[str, ...], finding: dict[str, Any]) -> bool:
 
 
 KEYS = {f.name for f in fields(Policy)}
+ALIASES = {"ports": "smtp_ports"}        # the key's name before --port became a filter
 TRACE_ONLY = KEYS - {"compare", "compare_fail_on", "overrides"}   # what an override may set
 
 
@@ -114,7 +115,7 @@ def coerce(key: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise bad("a number from 0 to 1")
         return float(value)
-    if key == "ports":
+    if key in ("smtp_ports", "ports"):
         if not isinstance(value, list) or not all(isinstance(p, int) and not isinstance(p, bool)
                                                   and 0 < p < 65536 for p in value):
             raise bad("a list of TCP ports")
@@ -179,7 +180,7 @@ def policy_from_mapping(data: dict[str, Any], where: str = "policy key ") -> Pol
                     if k in KEYS and k not in TRACE_ONLY:
                         raise PolicyError(f"{sub_where}{k!r}: an override applies to traces; "
                                           "compare pairs are set at the top level")
-                overrides.append((pattern, {k: coerce(k, v, sub_where) for k, v in sub.items()}))
+                overrides.append((pattern, {str(ALIASES.get(k, k)): coerce(k, v, sub_where) for k, v in sub.items()}))
             continue
         if key == "compare" and isinstance(value, dict):
             # the table form: [compare] pairs = [...], fail_on = ...
@@ -190,7 +191,7 @@ def policy_from_mapping(data: dict[str, Any], where: str = "policy key ") -> Pol
             if "fail_on" in value:
                 values["compare_fail_on"] = coerce("compare_fail_on", value["fail_on"], where)
             continue
-        values[key] = coerce(key, value, where)
+        values[ALIASES.get(key, key)] = coerce(key, value, where)
     return Policy(**values, overrides=tuple(overrides))
 
 

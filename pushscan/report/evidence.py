@@ -13,6 +13,7 @@ from ..analysis import Analysis, Options, one_capture
 from ..errors import UsageError
 from ..model import FIN, PSH, RST
 from ..tcp.session import Session
+from .text import endpoint_text
 
 WAIT_SHOWN_NS = 200_000_000   # a wait inside a turn shorter than this is normal, not shown
 
@@ -29,6 +30,34 @@ def one_session(paths: list[str], opts: Options, sid: int) -> tuple[Session, dic
         raise UsageError(f"no session {sid} in the capture (it has {report['summary']['tcp_sessions']} "
                          f"TCP sessions, ids 0 to {report['summary']['tcp_sessions'] - 1})")
     return found[sid]
+
+
+def pick_session(paths: list[str], opts: Options, shown: int = 10) -> int:
+    """The id of the one session that ``opts.select`` (``--host``, ``--port``,
+    ``--verdict``) leaves; else ``UsageError`` listing the candidates."""
+    if not opts.select:
+        raise UsageError("which session? give --session ID (analyze lists the ids), or --host, "
+                         "--port or --verdict that leave one session")
+    found: list[str] = []
+    count = 0
+
+    def seen(doc: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        if len(found) <= shown:
+            found.append(f"{doc['id']} ({endpoint_text(doc['client'])} -> "
+                         f"{endpoint_text(doc['server'])}, {doc['verdict']})")
+            ids.append(doc["id"])
+
+    ids: list[int] = []
+    Analysis(one_capture(list(paths), opts), opts, keep_sessions=False, on_session=seen).run_or_raise()
+    if count == 1:
+        return ids[0]
+    if not count:
+        raise UsageError("no session matches " + ", ".join(
+            f"--{k.rstrip('s')} {' '.join(map(str, v))}" for k, v in opts.select.describe().items()))
+    raise UsageError(f"{count:,} sessions match: {'; '.join(found[:shown])}"
+                     f"{'; ...' if count > shown else ''}; pick one with --session ID")
 
 
 @dataclass

@@ -153,9 +153,11 @@ def _summary(term: Terminal, summ: dict[str, Any]) -> None:
 
 
 def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: int = 0,
-                width: Optional[int] = None) -> None:
+                width: Optional[int] = None, omitted: Optional[dict[str, int]] = None) -> None:
     """Write the human-readable report to ``out`` (``width``: the terminal's, or None for
-    a file or pipe: nothing wraps)."""
+    a file or pipe: nothing wraps). ``omitted_ok``: sessions with verdict ok left out of
+    the listing; ``omitted``: other sessions left out past the first ones listed, by
+    verdict (a flood of failures)."""
     term = Terminal(out, color, width)
     for inp in report["inputs"]:
         errs = "; ".join(inp["errors"])
@@ -181,6 +183,11 @@ def render_text(report: dict[str, Any], out: TextIO, color: bool, omitted_ok: in
         if s["findings"] or s["notes"]:
             _session(term, s)
     _summary(term, report["summary"])
+    if omitted:
+        verdicts = ", ".join(f"{k} {v:,}" for k, v in sorted(omitted.items(), key=lambda x: -x[1]))
+        term.line(f"{sum(omitted.values()):,} more session(s) not listed (the first {len(sessions):,} "
+                  f"that did not end ok are; not listed: {verdicts}); --format json or jsonl lists "
+                  "every session", hang="    ")
 
 
 def _frames(frames: list[int], count: int = 0, most: int = 12) -> str:

