@@ -86,10 +86,13 @@ def make_tracker(opts: Options, on_end: Callable[[Session], None],
             return SmtpDialogue(max_line=opts.max_line, by_banner=True)
         return None
 
-    return Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
-                   outgoing_of=outgoing_of, app_for=app_for,
-                   max_sessions=opts.max_sessions, max_buffer=opts.max_buffer,
-                   trace_ids=trace_ids, linger_ns=linger_ns)
+    tracker = Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
+                      outgoing_of=outgoing_of, app_for=app_for,
+                      max_sessions=opts.max_sessions, max_buffer=opts.max_buffer,
+                      trace_ids=trace_ids, linger_ns=linger_ns)
+    if opts.shard is not None:
+        tracker.starts = []      # the shard's sessions' first frames: the merge's ids
+    return tracker
 
 
 class Analysis:
@@ -122,6 +125,7 @@ class Analysis:
         self.sessions: list[dict[str, Any]] = []
         self.inputs: list[dict[str, Any]] = []
         self.unreadable: list[InputError] = []
+        self.starts: Optional[list[int]] = None   # with a shard: its sessions' first frames
         self.tally = Tally()
         self.unselected = 0                  # sessions the selection (--host, ...) left out
         self._heap: list[tuple[int, Optional[dict[str, Any]]]] = []
@@ -284,6 +288,7 @@ class Analysis:
                               "wlan_control": stats.wlan_control,
                               "wlan_protected": stats.wlan_protected, "tunneled": stats.tunneled}
         (self.lane or tracker).finish()
+        self.starts = tracker.starts
         self._release(force=True)
         return {
             "schema": SCHEMA,

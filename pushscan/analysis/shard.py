@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import struct
 import zlib
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -47,15 +47,15 @@ def select(batch: SegmentBatch, shard: Shard) -> SegmentBatch:
                         hints=batch.hints, tunnels=batch.tunnels, until=until)
 
 
-def merge_sessions(shards: Iterable[Iterable[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+def merge_sessions(shards: Iterable[Iterable[dict[str, Any]]],
+                   starts: Sequence[np.ndarray]) -> Iterator[dict[str, Any]]:
     """The sessions of every shard (each in order of first frame) in one sequence, in
-    order of first frame, with the ids a run over the whole capture gives them (the
-    rank of their first frame: every frame starts at most one session). Streams: holds
-    one session per shard."""
-    sid = 0
+    order of first frame, with the ids a run over the whole capture gives them: the
+    number of sessions, reported or not, of every shard that began before (``starts``:
+    each shard's sessions' first frames, sorted; every frame starts at most one
+    session). Streams: holds one session per shard."""
     for doc in heapq.merge(*shards, key=lambda d: d["first_frame"]):
-        doc["id"] = sid
-        sid += 1
+        doc["id"] = sum(int(np.searchsorted(st, doc["first_frame"])) for st in starts)
         yield doc
 
 

@@ -21,7 +21,7 @@ from ..errors import InputError, PushscanError
 from ..report.json_stream import compact_json
 from .client import Cluster
 from .plan import Task, plan
-from .tasks import read_head, read_sessions, run_task
+from .tasks import read_head, read_sessions, read_starts, run_task
 
 
 def _unreadable(head: dict[str, Any], worker_view: bool) -> list[InputError]:
@@ -54,7 +54,8 @@ def _group_report(files: list[str], as_text: bool, tidy: Callable[[], None]) -> 
                 for line in read_sessions(files[0]):
                     yield line if as_text else json.loads(line)
                 return
-            docs = merge_sessions([(json.loads(b) for b in read_sessions(f)) for f in files])
+            docs = merge_sessions([(json.loads(b) for b in read_sessions(f)) for f in files],
+                                  [read_starts(f) for f in files])
             for doc in docs:
                 yield compact_json(doc) if as_text else doc
         finally:

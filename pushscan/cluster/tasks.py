@@ -1,12 +1,17 @@
 """What a Dask worker runs: one ``Analysis`` (a capture, or one shard of it), its result
 as a gzip-compressed JSON-lines blob: a header line (inputs, summary, unreadable inputs,
-the worker), then the sessions in order of first frame, one per line."""
+the worker), for a shard a line with the first frame of every session it tracked
+(base64 of int64s: the merge numbers sessions as a run over the whole capture does),
+then the sessions in order of first frame, one per line."""
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import socket
 from typing import Any, Iterator, Optional
+
+import numpy as np
 
 from ..analysis.options import Options
 from ..analysis.run import Analysis
@@ -24,8 +29,10 @@ def run_task(paths: tuple[str, ...], opts: Options, shard: Optional[tuple[int, i
     lines.sort(key=lambda x: x[0])      # id order (a run's reorder buffer may release early)
     head = {"inputs": report["inputs"], "summary": report["summary"],
             "unreadable": [[u.path, u.problem] for u in a.unreadable],
-            "worker": socket.gethostname()}
-    return gzip.compress(b"\n".join([json.dumps(head).encode()] + [b for _, b in lines]) + b"\n",
+            "worker": socket.gethostname(), "starts": a.starts is not None}
+    starts = [base64.b64encode(np.asarray(sorted(a.starts), dtype="<i8").tobytes())] \
+        if a.starts is not None else []
+    return gzip.compress(b"\n".join([json.dumps(head).encode()] + starts + [b for _, b in lines]) + b"\n",
                          compresslevel=1)
 
 
@@ -35,10 +42,18 @@ def read_head(path: str) -> dict[str, Any]:
         return dict(json.loads(f.readline()))
 
 
+def read_starts(path: str) -> Any:
+    """A shard's sessions' first frames, sorted (a numpy array)."""
+    with gzip.open(path, "rb") as f:
+        f.readline()
+        return np.frombuffer(base64.b64decode(f.readline().rstrip(b"\n")), dtype="<i8")
+
+
 def read_sessions(path: str) -> Iterator[bytes]:
     """The sessions of a task's result at ``path`` (compact JSON, in order of first frame)."""
     with gzip.open(path, "rb") as f:
-        f.readline()
+        if json.loads(f.readline()).get("starts"):
+            f.readline()
         for line in f:
             line = line.rstrip(b"\n")
             if line:

@@ -65,6 +65,8 @@ class Tracker:
         self.table: dict[FlowKey, Session] = {}
         self.closing: list[tuple[int, int, Session]] = []   # heap of (close ts, frame, session)
         self.next_id = 0
+        self.starts: Optional[list[int]] = None  # if a list: every session's first frame (a shard's
+        #                                          share of the capture's ids: analysis.shard)
         self.now = 0
         self.max_sessions = max_sessions   # open sessions kept; past it the idlest are evicted
         self.max_buffer = max_buffer       # out-of-order bytes held per direction
@@ -452,6 +454,8 @@ class Tracker:
                 client_dir = d
         s = Session(self.next_id, key, client_dir, client_dir, frame, ts, file_index)
         self.next_id += 1
+        if self.starts is not None:
+            self.starts.append(frame)
         if self._created is not None:
             self._created.append(s)
         server_port = key[6] if client_dir == 0 else key[3]

@@ -2,6 +2,7 @@
 gives the same exit code and JUnit, and every wrong way to ask is one line, exit 2."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -37,6 +38,18 @@ def test_analyze_on_the_cluster_writes_the_local_json(dask_cluster, medium):
         assert there.stderr == here.stderr          # not a terminal: no progress, the same notes
     docs = json_documents(there.stdout)
     assert len(docs) == 1 and len(docs[0]["sessions"]) > 500
+
+
+def test_shards_keep_the_ids_of_sessions_they_do_not_report(dask_cluster, medium):
+    """Reporting some sessions only (a verdict; SMTP only): a merged session's id counts
+    every session of every shard that began before it, reported or not."""
+    narrow = ["--format", "json", "--verdict", "push_problem", "--verdict", "peer_reset", medium]
+    here = pushscan("analyze", *narrow)
+    there = pushscan("analyze", "--cluster", dask_cluster.address, "--shards", "3", *narrow)
+    assert there.returncode == 0, there.stderr
+    assert json.loads(there.stdout) == json.loads(here.stdout)
+    ids = [s["id"] for s in json.loads(here.stdout)["sessions"]]
+    assert len(ids) >= 3 and ids != list(range(len(ids)))      # not simply ranks
 
 
 def test_analyze_jsonl_and_text_on_the_cluster(dask_cluster):
