@@ -49,7 +49,7 @@ def send(port: int, writes_per_s: int, seconds: float) -> int:
 
 def step(port: int, rate: int, seconds: float) -> dict:
     live = subprocess.Popen([sys.executable, "-m", "pushscan", "live", "-i", "lo", "--bpf", f"tcp port {port}",
-                             "--port", str(port), "--format", "jsonl", "--duration", str(seconds + 3)],
+                             "--smtp-port", str(port), "--format", "jsonl", "--duration", str(seconds + 3)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2)
     writes = send(port, rate // 2, seconds)     # a write and (about) an ACK: ~2 packets

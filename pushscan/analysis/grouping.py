@@ -3,10 +3,11 @@
 Files join only when they are pieces of one ring set (``tcpdump -C/-G/-W``, ``dumpcap -b``,
 a capture cut with ``editcap -c``): ordered by their first packet, each starts no earlier
 than the previous one's last packet and within ``MAX_GAP_NS`` of it, with the same link
-types, in the same directory and named alike (the names differ only in digits and
-``_ - .``, as the rotating programs number or date their pieces): two recordings made one
-after the other and named for what they hold (``smtp_ok.pcap``, ``smtp_reset.pcap``) are
-two captures, whatever their times. Anything else is a capture of its own: unrelated files must never merge into
+types, in the same directory and named alike (the names differ only in the number or
+date a rotating program puts at their end: ``set_name``): two recordings made one after
+the other and named for what they hold (``smtp_ok.pcap``, ``smtp_reset.pcap``) are two
+captures, whatever their times. Two sets rotating side by side (``gw1_*``, ``gw2_*``)
+stay two sets, and a piece joins the set it continues. Anything else is a capture of its own: unrelated files must never merge into
 false findings ("a SYN that got no SYN-ACK" for a session complete in its own file).
 ``--merge`` joins all files in time order regardless; ``--separate`` keeps every file alone.
 
@@ -87,11 +88,25 @@ def extent(path: str) -> Extent:
     return Extent(path, first, last, frozenset(reader.link_types))
 
 
+_EXTENSIONS = re.compile(r"(\.(?:pcapng|pcap|cap|dmp))?(\d*)(\.gz)?$", re.IGNORECASE)
+_COUNTER = re.compile(r"(?:[_.\-]\d+)+$")
+
+
 def set_name(path: str) -> tuple[str, str]:
-    """What the pieces of one ring set share: their directory, and their name without
-    digits and ``_ - .`` (``cap.pcap``, ``cap.pcap1``; ``x_00001_20261201120000.pcapng``)."""
+    """What the pieces of one ring set share: their directory, and their name without the
+    numbers a rotating program adds at its end: ``cap.pcap``, ``cap.pcap1`` (tcpdump
+    ``-C``/``-W``); ``x_00001_20261201120000.pcapng`` (dumpcap ``-b``, editcap ``-c``);
+    ``gw-20261201-1200.pcap`` (a ``-G`` date); ``cap7.pcap``. Other digits stay:
+    ``gw1_00001.pcap`` and ``gw2_00001.pcap`` are two sets."""
     full = os.path.abspath(path)
-    return os.path.dirname(full), re.sub(r"[\d_.\-]", "", os.path.basename(full))
+    name = os.path.basename(full)
+    m = _EXTENSIONS.search(name)
+    assert m is not None          # it matches at the end, if only the empty string
+    stem, ext = name[:m.start()], (m.group(1) or "").lower() + (m.group(3) or "").lower()
+    cut = _COUNTER.sub("", stem)
+    if cut == stem:
+        cut = re.sub(r"\d+$", "", stem)
+    return os.path.dirname(full), (cut or stem) + ext
 
 
 def _joins(prev: Extent, last_ts: int, nxt: Extent) -> Optional[str]:
@@ -108,7 +123,8 @@ def _joins(prev: Extent, last_ts: int, nxt: Extent) -> Optional[str]:
     return None
 
 
-NOT_ALIKE = "files not named alike are separate captures (the pieces of a ring set differ only in numbers)"
+NOT_ALIKE = ("files not named alike are separate captures (the pieces of a ring set differ only in the "
+             "number or date at the end of their names)")
 
 
 def ring_sets(paths: list[str]) -> tuple[list[Group], list[str]]:
@@ -123,18 +139,19 @@ def ring_sets(paths: list[str]) -> tuple[list[Group], list[str]]:
     why: list[str] = []
     for family in families.values():
         family.sort(key=lambda e: (e.first_ts, paths.index(e.path)))
-        runs: list[list[Extent]] = [[family[0]]]
-        last_ts = family[0].last_ts or 0
-        for e in family[1:]:
-            reason = _joins(runs[-1][-1], last_ts, e)
-            if reason is None:
-                runs[-1].append(e)
-                last_ts = max(last_ts, e.last_ts or 0)
-            else:
-                why.append(reason)
-                runs.append([e])
-                last_ts = e.last_ts or 0
-        found += [(r[0].first_ts or 0, paths.index(r[0].path), _group(r)) for r in runs]
+        runs: list[tuple[list[Extent], int]] = []      # (pieces, last packet time)
+        for e in family:
+            # the run this piece continues: of those it may continue, the one that ended last
+            fits = [(end, k) for k, (run, end) in enumerate(runs) if _joins(run[-1], end, e) is None]
+            if fits:
+                k = max(fits)[1]
+                run, end = runs[k]
+                runs[k] = (run + [e], max(end, e.last_ts or 0))
+                continue
+            if runs:
+                why.append(_joins(runs[-1][0][-1], runs[-1][1], e) or "")
+            runs.append(([e], e.last_ts or 0))
+        found += [(r[0].first_ts or 0, paths.index(r[0].path), _group(r)) for r, _ in runs]
     if len(families) > 1:
         why.append(NOT_ALIKE)
     groups = [g for _, _, g in sorted(found, key=lambda x: (x[0], x[1]))]

@@ -35,7 +35,7 @@ LATENCY_NS: dict[str, Optional[int]] = {"dumpcap": 500_000_000, "tcpdump": 500_0
 
 
 def default_bpf(ports: tuple[int, ...]) -> str:
-    """The SMTP ports (and any --port) as a capture filter."""
+    """The SMTP ports (and any --smtp-port) as a capture filter."""
     return " or ".join(f"tcp port {p}" for p in sorted(set(SMTP_PORTS) | set(ports)))
 
 

@@ -40,7 +40,7 @@ class Options:
             raise UsageError(TSHARK_MISSING)
         for p in self.ports:
             if not 0 < int(p) < 65536:
-                raise UsageError(f"--port {p} is not a TCP port")
+                raise UsageError(f"--smtp-port {p} is not a TCP port")
         for name, least in (("max_sessions", 1), ("max_buffer", 0), ("max_line", 16)):
             if int(getattr(self, name)) < least:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {least}")

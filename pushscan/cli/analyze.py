@@ -58,10 +58,14 @@ def analyze(captures: tuple[str, ...], fmt: str, output: Optional[str], color: s
                             max_line=kw.pop("max_line"))
         if captures.count("-") > 1:
             raise PushscanError("standard input ('-') can be given only once")
-        where = on_cluster_checked(cluster, shards, jobs, captures)
         refuse_overwrite([("-o", output)], captures)
         out = Output(output)
     except PushscanError as exc:
+        fail(exc)
+    try:
+        where = on_cluster_checked(cluster, shards, jobs, captures)
+    except PushscanError as exc:
+        out.abort()
         fail(exc)
     stream = out.stream
     colored, width = use_color(color, stream), width_of(stream)

@@ -12,7 +12,7 @@ from ..report.output import Output, refuse_overwrite
 from ..version import __version__
 from ..analysis.select import Selection
 from .cluster import on_cluster_checked
-from .common import ENGINES, cluster_options, fail, file_options, select_options
+from .common import ENGINES, cluster_option, fail, file_options, select_options
 
 
 @click.command()
@@ -29,8 +29,10 @@ from .common import ENGINES, cluster_options, fail, file_options, select_options
               help="Minimum share of outgoing turns that end pushed, per trace.")
 @click.option("--smtp-port", "smtp_ports", type=click.IntRange(1, 65535), multiple=True, metavar="N",
               help="Also treat server port N as SMTP (repeatable; policy key smtp_ports).")
-@click.option("--outgoing", type=click.Choice(["client", "server"]), default=None)
-@click.option("--local", "local", multiple=True, metavar="CIDR")
+@click.option("--outgoing", type=click.Choice(["client", "server"]), default=None,
+              help="Whose data is 'outgoing', the side whose pushing is judged (policy key outgoing).")
+@click.option("--local", "local", multiple=True, metavar="CIDR",
+              help="Outgoing = data sent by an address in CIDR (repeatable; policy key local).")
 @click.option("--all-tcp/--smtp-only", default=None, help="Judge every TCP session, not only SMTP.")
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
               help="Fail on any difference from this baseline (sessions, verdicts, findings).")
@@ -42,19 +44,20 @@ from .common import ENGINES, cluster_options, fail, file_options, select_options
 @click.option("--compare-fail-on", multiple=True, metavar="CODES|SEVERITY|none",
               help="Fail a compared pair on these PATH_* codes or findings of at least this "
                    "severity; 'none' turns it off. Default: error (PSH stripped, reset injected).")
-@click.option("--engine", type=click.Choice(ENGINES), default="native")
+@click.option("--engine", type=click.Choice(ENGINES), default="native", show_default=True,
+              help="How frames become segments (as for analyze).")
 @file_options
 @select_options
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Check this many traces at once in parallel processes.")
-@cluster_options
+@cluster_option
 def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[str, ...],
           require_pushed_turns: Optional[bool], min_push_ratio: Optional[float],
           smtp_ports: tuple[int, ...], outgoing: Optional[str], local: tuple[str, ...],
           all_tcp: Optional[bool], baseline: Optional[str], write_baseline: Optional[str],
           junit: Optional[str], compare_pairs: tuple[str, ...], compare_fail_on: tuple[str, ...],
           engine: str, merge: bool, separate: bool, jobs: int, cluster: Optional[str],
-          shards: Optional[int], **select: Any) -> None:
+          **select: Any) -> None:
     """CI gate: check recorded traces (files, directories, globs) against a policy, and
     pairs of captures of one path (--compare NEAR:FAR, or the policy's compare key). The
     pieces of a ring set are one trace (--merge: all files are one; --separate: each is);
@@ -97,9 +100,6 @@ def check(captures: tuple[str, ...], policy_file: Optional[str], fail_on: tuple[
         if not captures and not policy.compare:
             raise chk.PolicyError("nothing to check: give traces, or pairs of captures to compare "
                                   "(--compare NEAR:FAR, or the policy's compare key)")
-        if shards is not None:
-            raise PushscanError("--shards: check runs each trace as one Dask task (traces are not "
-                                "split); leave it out")
         sel = Selection(hosts=select.pop("hosts"), ports=select.pop("sel_ports"),
                         sessions=select.pop("sessions"), verdicts=select.pop("verdicts"))
         base = load_baseline(baseline) if baseline is not None else None

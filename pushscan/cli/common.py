@@ -98,13 +98,19 @@ def smtp_options(f: Any) -> Any:
     ])
 
 
+MERGE = click.option("--merge", is_flag=True, help="All files are one capture, in time order "
+                     "(default: only the pieces of a ring set join).")
+
+
+def merge_option(f: Any) -> Any:
+    """``--merge`` (commands that show one capture)."""
+    return MERGE(f)
+
+
 def file_options(f: Any) -> Any:
     """Which files named together are one capture: ``--merge``, ``--separate``."""
-    return _apply(f, [
-        click.option("--merge", is_flag=True, help="All files are one capture, in time order "
-                     "(default: only the pieces of a ring set join)."),
-        click.option("--separate", is_flag=True, help="Every file is a capture of its own."),
-    ])
+    return _apply(f, [MERGE, click.option("--separate", is_flag=True,
+                                          help="Every file is a capture of its own.")])
 
 
 def select_options(f: Any, sessions: bool = True) -> Any:
@@ -130,12 +136,17 @@ def color_option(f: Any) -> Any:
                         "unless NO_COLOR is set).")(f)
 
 
+def cluster_option(f: Any) -> Any:
+    """``--cluster`` (``pushscan.cluster``)."""
+    return click.option("--cluster", metavar="tcp://HOST:PORT|local", default=None,
+                        help="Run on this Dask scheduler (or a LocalCluster on this machine); needs "
+                             "pip install 'pushscan[cluster]' and inputs the workers can read.")(f)
+
+
 def cluster_options(f: Any) -> Any:
-    """``--cluster`` and ``--shards`` (``pushscan.cluster``)."""
+    """``--cluster`` and ``--shards``."""
     return _apply(f, [
-        click.option("--cluster", metavar="tcp://HOST:PORT|local", default=None,
-                     help="Run on this Dask scheduler (or a LocalCluster on this machine); needs "
-                          "pip install 'pushscan[cluster]' and inputs the workers can read."),
+        cluster_option,
         click.option("--shards", type=click.IntRange(1), default=None, metavar="N",
                      help="With --cluster: split each capture into N shards by flow (default: "
                           "one per 512 MB, up to the cluster's threads)."),

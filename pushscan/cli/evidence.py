@@ -7,7 +7,7 @@ import click
 
 from ..errors import PushscanError, UsageError
 from ..report.output import Output, refuse_overwrite
-from .common import fail, file_options, options_from, select_options, smtp_options
+from .common import fail, file_options, merge_option, options_from, select_options, smtp_options
 
 
 def _session_of(captures: tuple[str, ...], sid: Optional[int], kw: dict[str, Any]) -> tuple[Any, Any]:
@@ -38,7 +38,7 @@ def _picking(f: Any) -> Any:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write it here (a file: complete or not at all) instead of standard output.")
 @smtp_options
-@file_options
+@merge_option
 def follow(captures: tuple[str, ...], sid: Optional[int], fmt: str, output: Optional[str], **kw: Any) -> None:
     """Follow one session: its SMTP dialogue (or, for other TCP, its data) in time order,
     each segment marked pushed or not, and how long unpushed data waited and what ended
@@ -62,7 +62,7 @@ def follow(captures: tuple[str, ...], sid: Optional[int], fmt: str, output: Opti
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="FILE.png or FILE.svg.")
 @smtp_options
-@file_options
+@merge_option
 def plot(captures: tuple[str, ...], sid: Optional[int], output: str, **kw: Any) -> None:
     """Draw a session's time-sequence graph (sequence number against time, both directions):
     pushed and unpushed data drawn differently, the peer's ACKs, resets, unpushed waits."""

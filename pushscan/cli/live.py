@@ -23,11 +23,14 @@ from .common import fail
               help="Also write what was captured here, for a later 'pushscan analyze'.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
               metavar="S", help="Report and drop sessions with no packet for S seconds.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="text: a line per session as it ends; jsonl: analyze's session objects, a line each.")
 @click.option("--smtp-port", "ports", type=click.IntRange(1, 65535), multiple=True, metavar="N",
               help="Also treat server port N as SMTP (repeatable), and capture it.")
-@click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True)
-@click.option("--local", "local", multiple=True, metavar="CIDR")
+@click.option("--outgoing", type=click.Choice(["client", "server"]), default="client", show_default=True,
+              help="Whose data is 'outgoing' (the side whose pushing is judged).")
+@click.option("--local", "local", multiple=True, metavar="CIDR",
+              help="Outgoing = data sent by an address in CIDR (repeatable).")
 @click.option("--all-tcp", is_flag=True, help="Report every TCP session the filter lets through.")
 @click.option("--backend", type=click.Choice(["auto", "dumpcap", "tcpdump", "scapy"]), default="auto",
               show_default=True, help="Capture program: auto = dumpcap, else tcpdump, else scapy's sniffer.")

@@ -53,7 +53,7 @@ def run() -> None:
     stop_on_signals()
     code: object = EXIT_OK
     try:
-        code = main.main(standalone_mode=False)
+        code = main.main(standalone_mode=False, prog_name="pushscan")
     except SystemExit as exc:
         code = exc.code
     except click.exceptions.Abort:        # Ctrl-C (click turns it into Abort)
@@ -68,6 +68,10 @@ def run() -> None:
         _quiet_signals()
         _say(f"stopped by {signal.Signals(exc.signum).name}")
         code = 128 + exc.signum
+    except click.UsageError as exc:     # a bad option or argument: one line, like every error
+        where = exc.ctx.command_path if exc.ctx is not None else "pushscan"
+        _say(f"error: {exc.format_message()} (see {where} --help)")
+        code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code

@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Optional
 
 from ..analysis.options import Options
@@ -36,9 +38,14 @@ def _unreadable(head: dict[str, Any], worker_view: bool) -> list[InputError]:
     return out
 
 
-def _group_report(files: list[str], as_text: bool, tidy: Callable[[], None]) -> \
-        tuple[dict[str, Any], list[InputError]]:
-    """A group's report from its tasks' spilled results (one per shard, in shard order)."""
+def _group_report(files: list[str], as_text: bool, tidy: Callable[[], None],
+                  wanted: tuple[int, ...] = (), filters: Optional[dict[str, Any]] = None
+                  ) -> tuple[dict[str, Any], list[InputError]]:
+    """A group's report from its tasks' spilled results (one per shard, in shard order).
+    ``wanted``: the session ids asked for (``--session``), chosen here, after the merge
+    gave the ids: the shards' tasks ran without that filter (a shard does not know the
+    ids); the summary's counts are then those of the wanted sessions, completed when the
+    last session has been read."""
     heads = [read_head(f) for f in files]
     head = heads[0]
     unreadable = _unreadable(head, worker_view=True)
@@ -56,12 +63,33 @@ def _group_report(files: list[str], as_text: bool, tidy: Callable[[], None]) -> 
                 return
             docs = merge_sessions([(json.loads(b) for b in read_sessions(f)) for f in files],
                                   [read_starts(f) for f in files])
+            if wanted:
+                docs = _only(docs, set(wanted), summary, filters or {})
             for doc in docs:
                 yield compact_json(doc) if as_text else doc
         finally:
             tidy()
 
     return {"inputs": head["inputs"], "sessions": sessions(), "summary": summary}, unreadable
+
+
+def _only(docs: Iterator[dict[str, Any]], wanted: set[int], summary: dict[str, Any],
+          filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The sessions whose id is wanted; ``summary`` counts them once all are read."""
+    sessions, verdicts, codes, seen = 0, Counter[str](), Counter[str](), 0
+    for doc in docs:
+        seen += 1
+        if doc["id"] in wanted:
+            sessions += 1
+            verdicts[doc["verdict"]] += 1
+            codes.update(f["code"] for f in doc["findings"])
+            yield doc
+    summary["sessions"] = sessions
+    summary["by_verdict"] = dict(sorted(verdicts.items()))
+    summary["by_code"] = dict(sorted(codes.items()))
+    selected = summary.setdefault("selected", {"filters": {}, "left_out": 0})
+    selected["filters"] = filters
+    selected["left_out"] += seen - sessions
 
 
 def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
@@ -74,9 +102,12 @@ def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
 
     groups = [[os.path.abspath(p) for p in g] for g in groups]
     tasks = plan(groups, cluster.threads, shards)
+    wanted = opts.select.sessions
+    # a shard does not know the capture's ids: --session is applied after the merge
+    sharded = replace(opts, select=replace(opts.select, sessions=())) if wanted else opts
     run_id = uuid.uuid4().hex[:12]
     client = cluster.client
-    futures = {client.submit(run_task, t.paths, opts, t.shard, pure=False,
+    futures = {client.submit(run_task, t.paths, sharded if t.shard else opts, t.shard, pure=False,
                              key=f"pushscan-{run_id}-{i}"): i for i, t in enumerate(tasks)}
     by_group: dict[int, list[int]] = {}
     for i, t in enumerate(tasks):
@@ -104,7 +135,8 @@ def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
                 task_done(len(done), len(tasks))
             while nxt < len(groups) and all(j in done for j in by_group[nxt]):
                 files = [os.path.join(spill, f"{j}.gz") for j in by_group[nxt]]
-                report, unreadable = _group_report(files, as_text, _remover(files))
+                report, unreadable = _group_report(files, as_text, _remover(files),
+                                                   wanted if len(files) > 1 else (), opts.select.describe())
                 yield report, unreadable
                 nxt += 1
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, TextIO
 
+from ..findings.numbers import duration
 from ..report.terminal import Terminal
 from ..report.text import endpoint_text as _ep
 
@@ -16,7 +17,9 @@ def _session(point: str, s: dict[str, Any]) -> str:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f} ms"
+    """A one-way delay; a negative one is a clock offset estimated a little off."""
+    ns = round(seconds * 1e9)
+    return duration(ns) if ns >= 0 else f"-{duration(-ns)}"
 
 
 def _direction(name: str, d: dict[str, Any]) -> str:

@@ -16,15 +16,17 @@ def seconds(ns: int) -> Optional[float]:
 
 
 def duration(ns: int) -> str:
-    """``ns`` for people: three significant digits in the unit that suits it."""
+    """``ns`` for people: three significant digits in the unit that suits it, the unit
+    chosen after rounding (999.7 ms is ``1 s``); from 1,000 s on, whole seconds."""
     if ns < 0:
         return BACKWARDS
-    if ns < 1_000_000:                  # under a millisecond
-        return f"{max(1, round(ns / 1000)):,} µs" if ns >= 500 or ns == 0 else "1 µs"
-    if ns < NS:
-        return f"{ns / 1e6:.3g} ms"
-    s = ns / NS
-    return f"{s:.3g} s" if s < 1000 else f"{s:,.0f} s"
+    if ns == 0:
+        return "0 µs"
+    for unit, scale in (("µs", 1e3), ("ms", 1e6), ("s", 1e9)):
+        v = float(f"{ns / scale:.3g}")
+        if v < 1000:
+            return f"{v:g} {unit}"
+    return f"{ns / 1e9:,.0f} s"
 
 
 def size(n: int, unit: str = "byte") -> str:

@@ -110,6 +110,12 @@ def check_trace(paths: tuple[str, ...] | str, policy: Policy, engine: str = "nat
         why = f" ({'; '.join(errors)})" if errors else ""
         return TraceResult(name, False, [], error=f"{name}: no packets could be read{why}",
                            error_kind="NoPackets", report=report)
+    selected = report["summary"].get("selected")
+    if selected and not report["summary"]["sessions"]:
+        filters = ", ".join(f"--{k.rstrip('s')} {' '.join(map(str, v))}" for k, v in selected["filters"].items())
+        return TraceResult(name, False, [], error=f"{name}: no session matches {filters} "
+                           f"({selected['left_out']:,} left out): nothing to judge",
+                           error_kind="NothingSelected", report=report)
     return judge(name, report, p)
 
 

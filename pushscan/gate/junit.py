@@ -58,7 +58,8 @@ def github_annotations(results: list[TraceResult], out: TextIO) -> None:
     """Workflow commands that GitHub Actions shows as annotations on the run (a pair of
     captures on its NEAR file)."""
     for r in results:
-        path = r.path.partition(" <-> ")[0] if r.kind == "compare" else r.path
+        # a pair of captures on its NEAR file, a ring set on its first piece
+        path = r.path.partition(" <-> ")[0] if r.kind == "compare" else r.path.partition(" + ")[0]
         if r.error is not None:
             out.write(f"::error file={path},title=pushscan: trace not checked::{_escape(r.error)}\n")
         for c in r.cases:

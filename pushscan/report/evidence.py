@@ -12,6 +12,7 @@ from typing import Any, Optional
 from ..analysis import Analysis, Options, one_capture
 from ..errors import UsageError
 from ..model import FIN, PSH, RST
+from ..sources.streams import rereadable
 from ..tcp.session import Session
 from .text import endpoint_text
 
@@ -38,6 +39,10 @@ def pick_session(paths: list[str], opts: Options, shown: int = 10) -> int:
     if not opts.select:
         raise UsageError("which session? give --session ID (analyze lists the ids), or --host, "
                          "--port or --verdict that leave one session")
+    streams = [p for p in paths if not rereadable(p)]
+    if streams:
+        raise UsageError(f"{'standard input' if streams[0] == '-' else streams[0]} can be read only once: "
+                         "give --session ID (picking by --host, --port or --verdict reads it twice)")
     found: list[str] = []
     count = 0
 
@@ -55,7 +60,8 @@ def pick_session(paths: list[str], opts: Options, shown: int = 10) -> int:
         return ids[0]
     if not count:
         raise UsageError("no session matches " + ", ".join(
-            f"--{k.rstrip('s')} {' '.join(map(str, v))}" for k, v in opts.select.describe().items()))
+            f"--{k.rstrip('s')} {' '.join(map(str, v))}" for k, v in opts.select.describe().items())
+            + ("" if opts.all_tcp else " among the SMTP sessions (--all-tcp: among every TCP session)"))
     raise UsageError(f"{count:,} sessions match: {'; '.join(found[:shown])}"
                      f"{'; ...' if count > shown else ''}; pick one with --session ID")
 

@@ -77,6 +77,10 @@ def _table(term: Terminal, sessions: list[dict[str, Any]]) -> None:
 def no_session_reason(report: dict[str, Any]) -> list[str]:
     """Why a report has no session to show, in words (one line per input)."""
     tcp = report["summary"]["tcp_sessions"]
+    selected = report["summary"].get("selected")
+    if selected and selected["left_out"]:
+        filters = ", ".join(f"--{k.rstrip('s')} {' '.join(map(str, v))}" for k, v in selected["filters"].items())
+        return [f"no session matches {filters} ({selected['left_out']:,} left out)"]
     if tcp:
         return [f"no SMTP sessions found ({tcp} other TCP session{'s' if tcp != 1 else ''}; "
                 "--all-tcp shows them)"]

@@ -10,15 +10,17 @@ import pytest
 
 import pushscan
 from pushscan.analysis import Options, captures
-from pushscan.analysis.grouping import MAX_GAP_NS
+from pushscan.analysis.grouping import MAX_GAP_NS, NOT_ALIKE
 from pushscan.errors import UsageError
 
 from ..conftest import CAPTURES, bench_capture, require
 
 
 def shifted(tmp_path, name: str, seconds: float, as_name: str = "") -> str:
-    """``name`` with its times moved by ``seconds``, written as ``SECONDS_AS_NAME``."""
-    out = tmp_path / f"{seconds:g}_{as_name or name}"
+    """``name`` with its times moved by ``seconds``, written as ``AS_NAME_SECONDS.pcap``
+    (numbered at the end, as a rotating program numbers its pieces)."""
+    stem = (as_name or name).rsplit(".", 1)[0]
+    out = tmp_path / f"{stem}_{seconds:g}.pcap"
     subprocess.run([require("editcap"), "-t", str(seconds), str(CAPTURES / name), str(out)], check=True,
                    capture_output=True)
     return str(out)
@@ -48,7 +50,7 @@ def test_pieces_cut_by_editcap_give_the_whole_capture(tmp_path):
 
 def test_overlapping_captures_stay_apart(tmp_path):
     files = [shifted(tmp_path, "smtp_ok.pcap", 0),          # named alike, but at the same time
-             shifted(tmp_path, "smtp_unpushed_reset.pcap", 0, as_name="smtp_ok1.pcap")]
+             shifted(tmp_path, "smtp_unpushed_reset.pcap", 0.0001, as_name="smtp_ok.pcap")]
     groups, why = captures(files, Options())
     assert [g.paths for g in groups] == [(files[0],), (files[1],)]
     assert why == [f"{files[1]} overlaps {files[0]} in time"]
@@ -77,8 +79,7 @@ def test_recordings_named_for_what_they_hold_stay_apart(tmp_path):
     other = shifted(tmp_path, "smtp_ok.pcap", 30, as_name="smtp_reset.pcap")
     groups, why = captures([ok, other], Options())
     assert [g.paths for g in groups] == [(ok,), (other,)]
-    assert why == ["files not named alike are separate captures (the pieces of a ring set differ only "
-                   "in numbers)"]
+    assert why == [NOT_ALIKE]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     moved = str(elsewhere / os.path.basename(shifted(tmp_path, "smtp_ok.pcap", 30)))
@@ -92,8 +93,19 @@ def test_a_ring_set_among_other_captures_at_the_same_time():
                                          "smtp_unpushed_reset.pcap")]
     groups, why = captures(files, Options())
     assert sorted(g.paths for g in groups) == sorted([(files[0], files[2]), (files[1],), (files[3],)])
-    assert why == ["files not named alike are separate captures (the pieces of a ring set differ only "
-                   "in numbers)"]
+    assert why == [NOT_ALIKE]
+
+
+def test_two_sets_rotating_side_by_side_stay_two(tmp_path):
+    """Two sets' pieces interleaved in time (the second set's piece overlaps the first
+    set's pieces): each piece joins the set it continues, whether the names tell the sets
+    apart (gw1_*, gw2_*) or not."""
+    for first, second in (("gw1_00001.pcap", "gw2_00001.pcap"), ("gw_00001.pcap", "gw_00003.pcap")):
+        a = [shifted(tmp_path, "rotated_00001.pcap", 0, as_name=first),
+             shifted(tmp_path, "rotated_00002.pcap", 0, as_name=first.replace("0001", "0002"))]
+        b = shifted(tmp_path, "smtp_ok.pcap", 0, as_name=second)       # overlaps a[0]
+        groups, _ = captures([a[0], b, a[1]], Options())
+        assert sorted(g.paths for g in groups) == sorted([tuple(a), (b,)]), (first, second)
 
 
 def test_merge_and_separate(tmp_path):

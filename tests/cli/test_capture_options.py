@@ -42,8 +42,8 @@ def test_unrelated_files_are_reported_alone_with_the_reason():
     assert firsts == sorted(firsts)                                    # in time order
     assert [d.get("capture") for d in docs if len(d["inputs"]) > 1] == [{"how": "ring set", "files": RING}]
     assert r.stderr == ("pushscan: note: 3 captures, each reported alone (files not named alike are "
-                        "separate captures (the pieces of a ring set differ only in numbers)); --merge "
-                        "reads the files as one capture\n")
+                        "separate captures (the pieces of a ring set differ only in the number or date at the "
+                        "end of their names)); --merge reads the files as one capture\n")
 
 
 def test_merge_and_separate_decide():
@@ -120,9 +120,11 @@ def test_check_judges_a_ring_set_as_one_trace(tmp_path):
 def test_check_judges_only_the_selected_sessions():
     failing = pushscan("check", RESET)
     assert failing.returncode == 1
-    narrowed = pushscan("check", "--verdict", "ok", RESET)
-    assert narrowed.returncode == 0, narrowed.stdout
-    assert narrowed.stdout.startswith(f"PASS {RESET} (0 sessions)")
+    narrowed = pushscan("check", "--verdict", "ok", OK, RESET)
+    assert narrowed.returncode == 3, narrowed.stdout      # a filter that leaves nothing is not green
+    assert narrowed.stdout.splitlines()[:2] == [
+        f"PASS {OK} (1 session)",
+        f"ERROR {RESET}: no session matches --verdict ok (1 left out): nothing to judge"]
 
 
 def test_smtp_port_and_the_policy_keys_old_name(tmp_path):

@@ -50,6 +50,12 @@ def test_shards_keep_the_ids_of_sessions_they_do_not_report(dask_cluster, medium
     assert json.loads(there.stdout) == json.loads(here.stdout)
     ids = [s["id"] for s in json.loads(here.stdout)["sessions"]]
     assert len(ids) >= 3 and ids != list(range(len(ids)))      # not simply ranks
+    for picked in (["--session", str(ids[1])], ["--session", str(ids[0]), "--session", "7", "--verdict", "ok"]):
+        narrow = ["--format", "json", *picked, medium]
+        here = pushscan("analyze", *narrow)
+        there = pushscan("analyze", "--cluster", dask_cluster.address, "--shards", "3", *narrow)
+        assert there.returncode == 0, there.stderr
+        assert json.loads(there.stdout) == json.loads(here.stdout), picked
 
 
 def test_analyze_jsonl_and_text_on_the_cluster(dask_cluster):
@@ -92,8 +98,6 @@ def test_wrong_ways_to_ask_are_one_line(tmp_path):
                                                  "cluster's workers"),
         (["analyze", "--cluster", "tcp://127.0.0.1:9", ok], "cannot reach the Dask scheduler at "
                                                             "tcp://127.0.0.1:9 within 10 s"),
-        (["check", "--cluster", "local", "--shards", "2", ok], "--shards: check runs each trace as one "
-                                                               "Dask task"),
     ]
     for args, message in cases:
         r = pushscan(*args)

@@ -15,9 +15,10 @@ import make_scenarios as ms  # noqa: E402
 
 
 def test_durations_and_sizes_read_one_way():
-    assert [duration(n) for n in (0, 400, 1_000, 1_500, 250_000_000, 7_130_000_000, 300 * 10**9,
-                                  4_000 * 10**9)] == \
-        ["1 µs", "1 µs", "1 µs", "2 µs", "250 ms", "7.13 s", "300 s", "4,000 s"]
+    ns = (0, 400, 1_000, 1_500, 999_700, 250_000_000, 999_700_000, 7_130_000_000, 12_345_000_000,
+          300 * 10**9, 999_600_000_000, 4_000 * 10**9)
+    assert [duration(n) for n in ns] == ["0 µs", "0.4 µs", "1 µs", "1.5 µs", "1 ms", "250 ms", "1 s",
+                                         "7.13 s", "12.3 s", "300 s", "1,000 s", "4,000 s"]
     assert duration(-1) == BACKWARDS and seconds(-1) is None and seconds(1_500_000) == 0.0015
     assert size(156_258) == "156,258 bytes" and size(1) == "1 byte"
 
