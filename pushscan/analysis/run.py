@@ -63,7 +63,8 @@ def _end(s: Session, d: int) -> tuple[str, int]:
 
 
 def make_tracker(opts: Options, on_end: Callable[[Session], None],
-                  trace_ids: frozenset[int] = frozenset(), linger_ns: int = LINGER_NS) -> Tracker:
+                  trace_ids: frozenset[int] = frozenset(), linger_ns: int = LINGER_NS,
+                  trace_frames: frozenset[int] = frozenset()) -> Tracker:
     smtp_ports = opts.smtp_ports
     nets = opts.nets
 
@@ -89,7 +90,7 @@ def make_tracker(opts: Options, on_end: Callable[[Session], None],
     tracker = Tracker(on_end=on_end, is_server_port=smtp_ports.__contains__,
                       outgoing_of=outgoing_of, app_for=app_for,
                       max_sessions=opts.max_sessions, max_buffer=opts.max_buffer,
-                      trace_ids=trace_ids, linger_ns=linger_ns)
+                      trace_ids=trace_ids, trace_frames=trace_frames, linger_ns=linger_ns)
     if opts.shard is not None:
         tracker.starts = []      # the shard's sessions' first frames: the merge's ids
     return tracker
@@ -111,11 +112,13 @@ class Analysis:
                  on_session: Optional[Callable[[dict[str, Any]], None]] = None,
                  progress: Optional[Callable[[int], None]] = None,
                  keep_sessions: bool = True, ordered: bool = True,
-                 trace_ids: frozenset[int] = frozenset(), readahead: bool = True) -> None:
+                 trace_ids: frozenset[int] = frozenset(), readahead: bool = True,
+                 trace_frames: frozenset[int] = frozenset()) -> None:
         self.paths = paths
         # big inputs: read and decode on a second core (PUSHSCAN_READAHEAD=0: not)
         self.readahead = readahead and os.environ.get("PUSHSCAN_READAHEAD", "1") != "0"
-        self.trace_ids = trace_ids
+        self.trace_ids = trace_ids           # sessions recorded packet by packet: by id, or
+        self.trace_frames = trace_frames     # by first frame (the fast lane takes the others)
         self.traced: dict[int, tuple[Session, dict[str, Any]]] = {}   # id -> (session, doc)
         self.opts = opts
         self.on_session = on_session
@@ -230,7 +233,7 @@ class Analysis:
         return True
 
     def _run(self) -> dict[str, Any]:
-        tracker = make_tracker(self.opts, self._ended, self.trace_ids)
+        tracker = make_tracker(self.opts, self._ended, self.trace_ids, trace_frames=self.trace_frames)
         shard = Shard(*self.opts.shard) if self.opts.shard is not None else None
         frame0 = 0
         for index, path in enumerate(self.paths):

@@ -6,10 +6,11 @@ follow and plot both show.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ..analysis import Analysis, Options, one_capture
+from ..analysis.select import Selection
 from ..errors import UsageError
 from ..model import FIN, PSH, RST
 from ..sources.streams import rereadable
@@ -19,9 +20,24 @@ from .text import endpoint_text
 WAIT_SHOWN_NS = 200_000_000   # a wait inside a turn shorter than this is normal, not shown
 
 
-def traced(paths: list[str], opts: Options, ids: set[int]) -> tuple[dict[str, Any], dict[int, tuple[Session, dict[str, Any]]]]:
-    """Analyse ``paths`` recording every packet of sessions ``ids``."""
-    a = Analysis(one_capture(list(paths), opts), opts, trace_ids=frozenset(ids))
+def traced(paths: list[str], opts: Options, ids: set[int], frames: Optional[set[int]] = None
+           ) -> tuple[dict[str, Any], dict[int, tuple[Session, dict[str, Any]]]]:
+    """Analyse ``paths`` recording every packet of sessions ``ids`` (whose first frames
+    are ``frames``, when known). Sessions are recorded by first frame, which lets the
+    compiled fast lane take every other session (a big capture: seconds, not a minute);
+    the first frames are found by a first, fast pass when not given. Inputs that can be
+    read only once are recorded by id in one pass (without the fast lane)."""
+    files = one_capture(list(paths), opts)
+    if frames is None and all(rereadable(p) for p in files):
+        found: set[int] = set()
+        find = replace(opts, all_tcp=True, select=Selection(sessions=tuple(sorted(ids))))
+        Analysis(files, find, keep_sessions=False,
+                 on_session=lambda doc: found.add(doc["first_frame"])).run_or_raise()
+        frames = found
+    if frames is None:
+        a = Analysis(files, opts, trace_ids=frozenset(ids))
+    else:
+        a = Analysis(files, opts, trace_frames=frozenset(frames))
     return a.run_or_raise(), a.traced
 
 

@@ -148,13 +148,15 @@ def report_html(paths: list[str], opts: Options) -> tuple[str, dict[str, Any]]:
     elif graphs.offered > len(chosen):
         parts.append(f"<p>The {len(chosen)} worst of {graphs.offered:,} flagged sessions (failed "
                      "verdicts, then errors, then warnings); the tables above list more.</p>")
-    by_group: dict[int, list[int]] = {}
-    order = [(x[2], x[3]["id"]) for x in sorted(graphs.heap, key=lambda x: x[:3], reverse=True)]
-    for gi, sid in order:
-        by_group.setdefault(gi, []).append(sid)
+    by_group: dict[int, dict[int, int]] = {}       # capture -> id -> first frame
+    ranked = sorted(graphs.heap, key=lambda x: x[:3], reverse=True)
+    order = [(x[2], x[3]["id"]) for x in ranked]
+    for x in ranked:
+        by_group.setdefault(x[2], {})[x[3]["id"]] = x[3]["first_frame"]
     found: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
     for gi, ids in by_group.items():
-        _, got = traced(list(groups[gi].paths), replace(opts, merge=True), set(ids))  # (one capture)
+        _, got = traced(list(groups[gi].paths), replace(opts, merge=True), set(ids),  # (one capture)
+                        set(ids.values()))
         found.update({(gi, k): v for k, v in got.items()})
     for gi, sid in order:
         s, doc = found[(gi, sid)]

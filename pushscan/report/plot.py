@@ -87,7 +87,9 @@ def plot(s: Session, doc: dict[str, Any], out: Any, fmt: str = "png") -> dict[st
     axes[-1].set_xlabel("seconds since the session's first packet")
     c, sv = doc["client"], doc["server"]
     fig.suptitle(f"session {doc['id']}: {c['ip']}:{c['port']} -> {sv['ip']}:{sv['port']}  ({doc['verdict']})")
-    fig.savefig(out, format=fmt)
+    # the same session gives the same file: no creation date, element ids from a fixed salt
+    with matplotlib.rc_context({"svg.hashsalt": f"pushscan-{doc['id']}"}):
+        fig.savefig(out, format=fmt, metadata={"Date": None} if fmt == "svg" else {"Software": "pushscan"})
     plt.close(fig)
     return drawn
 

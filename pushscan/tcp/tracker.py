@@ -56,7 +56,8 @@ class Tracker:
                  outgoing_of: Callable[[Session], int],
                  app_for: Callable[[Session, Optional[bytes]], object],
                  linger_ns: int = LINGER_NS, max_sessions: int = 50_000,
-                 max_buffer: int = 8 << 20, trace_ids: frozenset[int] = frozenset()) -> None:
+                 max_buffer: int = 8 << 20, trace_ids: frozenset[int] = frozenset(),
+                 trace_frames: frozenset[int] = frozenset()) -> None:
         self.on_end = on_end
         self.is_server_port = is_server_port
         self.outgoing_of = outgoing_of
@@ -71,7 +72,9 @@ class Tracker:
         self.max_sessions = max_sessions   # open sessions kept; past it the idlest are evicted
         self.max_buffer = max_buffer       # out-of-order bytes held per direction
         self.evicted = 0                   # limit hits, for the report
-        self.trace_ids = trace_ids         # sessions whose every packet is recorded
+        self.trace_ids = trace_ids         # sessions whose every packet is recorded, by id
+        #                                    (final when made: the fast lane stays off) ...
+        self.trace_frames = trace_frames   # ... or by first frame (the fast lane runs the rest)
         self.buffer_overflows = 0
         self._out: dict[Session, Holder] = {}     # sessions taken out, and who holds them
         self._created: Optional[list[Session]] = None   # in a batch scope: sessions made
@@ -462,7 +465,7 @@ class Tracker:
         s.smtp_port = self.is_server_port(server_port)
         s.out_dir = self.outgoing_of(s)
         s.app = self.app_for(s, None)  # type: ignore[assignment]
-        if s.id in self.trace_ids:
+        if s.id in self.trace_ids or frame in self.trace_frames:
             s.trace = []
         self.table[key] = s
         return s

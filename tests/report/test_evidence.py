@@ -213,3 +213,39 @@ def test_frame_ranges_are_true_for_a_big_stuck_body(tmp_path):
     assert f["code"] == "UNPUSHED_BEFORE_RESET" and f["frame_count"] == 201 and len(f["frames"]) == 65
     text = run_cli("analyze", str(path)).stdout
     assert "(frames 22,23,24,25,26,27,28,29,30,31,32,33,... (201 frames))" in text
+
+
+def test_sessions_recorded_by_first_frame_beside_the_fast_lane(tmp_path):
+    """follow, plot and report record their sessions by first frame so that the compiled
+    fast lane takes every other session of a big capture: what is recorded is exactly
+    what the reference tracker alone records by id."""
+    from pushscan.analysis import Analysis
+    from pushscan.report.follow import follow_document
+
+    from ..conftest import bench_capture
+    big = str(bench_capture(tmp_path / "big.pcap", 60_000))
+    report = pushscan.analyze(big)
+    flagged = [s for s in report["sessions"] if s["verdict"] != "ok"][:6] + report["sessions"][:2]
+    ids = {s["id"] for s in flagged}
+    by_id = Analysis([big], Options(fast=False), trace_ids=frozenset(ids))
+    by_id.run()
+    by_frame = Analysis([big], Options(fast=True), trace_frames=frozenset(s["first_frame"] for s in flagged))
+    by_frame.run()
+    assert by_frame.lane is not None                       # the fast lane ran beside them
+    assert sorted(by_frame.traced) == sorted(by_id.traced) == sorted(ids)
+    for sid in ids:
+        assert follow_document(*by_frame.traced[sid]) == follow_document(*by_id.traced[sid])
+    s, doc = one_session([big], Options(), flagged[0]["id"])   # the two passes: find, then record
+    assert follow_document(s, doc) == follow_document(*by_id.traced[flagged[0]["id"]])
+
+
+def test_the_same_capture_gives_the_same_report_and_graph(tmp_path):
+    """No creation date, no random element ids: a report can be compared with the last one."""
+    cap = str(CAPTURES / "smtp_unpushed_reset.pcap")
+    pages = [report_html([cap], Options())[0] for _ in range(2)]
+    assert pages[0] == pages[1] and "<svg" in pages[0]
+    for fmt in ("svg", "png"):
+        outs = [tmp_path / f"{k}.{fmt}" for k in (1, 2)]
+        for o in outs:
+            assert run_cli("plot", cap, "--session", "0", "-o", str(o)).returncode == 0
+        assert outs[0].read_bytes() == outs[1].read_bytes()
