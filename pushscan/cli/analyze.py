@@ -97,9 +97,10 @@ def analyze(captures: tuple[str, ...], fmt: str, output: Optional[str], color: s
                 else:
                     result = next(results)
                     if isinstance(result, WorkerLost):
-                        click.echo(f"pushscan: error: {', '.join(group.paths)}: the worker process "
-                                   f"analysing it died ({result.reason}); nothing of it is reported",
-                                   err=True)
+                        what = f"the worker process analysing it died ({result.reason})" if where is None \
+                            else result.reason
+                        click.echo(f"pushscan: error: {', '.join(group.paths)}: {what}; nothing of it is "
+                                   "reported", err=True)
                         exit_code = EXIT_INPUT
                         continue
                     report, unreadable = result

@@ -8,6 +8,7 @@ spilled files: the client holds one session per shard at a time, whatever the ca
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterator, Optional
 
 from ..analysis.options import Options
+from ..analysis.parallel import WorkerLost
 from ..analysis.shard import merge_sessions, merge_summaries
 from ..errors import InputError, PushscanError
 from ..report.json_stream import compact_json
@@ -95,9 +97,12 @@ def _only(docs: Iterator[dict[str, Any]], wanted: set[int], summary: dict[str, A
 def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
                shards: Optional[int] = None, as_text: bool = False,
                task_done: Optional[Callable[[int, int], None]] = None) -> \
-        Iterator[tuple[dict[str, Any], list[InputError]]]:
+        Iterator[tuple[dict[str, Any], list[InputError]] | WorkerLost]:
     """Analyse ``groups`` on ``cluster`` (``shards`` per capture, or as ``plan`` chooses);
-    ``task_done(done, total)`` after each task."""
+    ``task_done(done, total)`` after each task. A group one of whose tasks failed (an
+    error in pushscan on the worker; Dask already reran the tasks of workers that died)
+    gives a ``WorkerLost`` naming the failure, as a dead ``-j`` worker does; the other
+    groups go on."""
     from distributed import as_completed
 
     groups = [[os.path.abspath(p) for p in g] for g in groups]
@@ -114,30 +119,38 @@ def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
         by_group.setdefault(t.group, []).append(i)
     spill = tempfile.mkdtemp(prefix="pushscan-cluster-")
     done: set[int] = set()
+    failed: dict[int, str] = {}        # group -> why one of its tasks failed
     nxt = 0
     try:
         for fut in as_completed(list(futures)):
             i = futures[fut]
+            t = tasks[i]
+            spilled = os.path.join(spill, f"{i}.gz")
             try:
                 blob = fut.result()
-            except Exception as exc:   # noqa: BLE001 - a task's own failure, named in one line
-                t = tasks[i]
-                what = ", ".join(t.paths) + (f" (shard {t.shard[0] + 1} of {t.shard[1]})" if t.shard else "")
+            except Exception as exc:   # noqa: BLE001 - Dask's own failure (a task lost for good)
                 why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise PushscanError(f"a Dask task failed for {what}: {type(exc).__name__}"
-                                    + (f": {why}" if why else "")) from None
-            with open(os.path.join(spill, f"{i}.gz"), "wb") as f:
+                blob = gzip.compress(json.dumps({"failed": type(exc).__name__ + (f": {why}" if why else ""),
+                                                 "worker": "?"}).encode() + b"\n")
+            with open(spilled, "wb") as f:
                 f.write(blob)
             del blob
             fut.release()
+            head = read_head(spilled)
+            if "failed" in head:
+                shard = f" (shard {t.shard[0] + 1} of {t.shard[1]})" if t.shard else ""
+                failed.setdefault(t.group, f"its Dask task{shard} failed on {head['worker']}: {head['failed']}")
             done.add(i)
             if task_done is not None:
                 task_done(len(done), len(tasks))
             while nxt < len(groups) and all(j in done for j in by_group[nxt]):
                 files = [os.path.join(spill, f"{j}.gz") for j in by_group[nxt]]
-                report, unreadable = _group_report(files, as_text, _remover(files),
-                                                   wanted if len(files) > 1 else (), opts.select.describe())
-                yield report, unreadable
+                if nxt in failed:
+                    _remover(files)()
+                    yield WorkerLost(failed[nxt])
+                else:
+                    yield _group_report(files, as_text, _remover(files), wanted if len(files) > 1 else (),
+                                        opts.select.describe())
                 nxt += 1
     finally:
         for fut in futures:

@@ -19,13 +19,22 @@ from ..report.json_stream import compact_json
 
 
 def run_task(paths: tuple[str, ...], opts: Options, shard: Optional[tuple[int, int]]) -> bytes:
-    """Analyse ``paths`` as one capture (only ``shard``'s sessions, if given)."""
+    """Analyse ``paths`` as one capture (only ``shard``'s sessions, if given). If pushscan
+    fails on them, the result is a header saying so (``failed``): an error is data here,
+    never an exception through Dask (whose client waits for ever on an exception it cannot
+    rebuild)."""
     from dataclasses import replace
 
     lines: list[tuple[int, bytes]] = []
-    a = Analysis(list(paths), replace(opts, shard=shard), keep_sessions=False,
-                 on_session=lambda doc: lines.append((doc["first_frame"], compact_json(doc))))
-    report = a.run()
+    try:
+        a = Analysis(list(paths), replace(opts, shard=shard), keep_sessions=False,
+                     on_session=lambda doc: lines.append((doc["first_frame"], compact_json(doc))))
+        report = a.run()
+    except Exception as exc:   # noqa: BLE001 - the client names it, with the capture
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        failed = {"failed": f"{type(exc).__name__}" + (f": {why}" if why else ""),
+                  "worker": socket.gethostname()}
+        return gzip.compress(json.dumps(failed).encode() + b"\n", compresslevel=1)
     lines.sort(key=lambda x: x[0])      # id order (a run's reorder buffer may release early)
     head = {"inputs": report["inputs"], "summary": report["summary"],
             "unreadable": [[u.path, u.problem] for u in a.unreadable],

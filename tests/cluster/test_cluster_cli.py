@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -104,3 +105,29 @@ def test_wrong_ways_to_ask_are_one_line(tmp_path):
         assert r.returncode == 2, (args, r.stderr)
         assert r.stderr.startswith(f"pushscan: error: {message}"), (args, r.stderr)
         assert r.stderr.count("\n") == 1 and r.stdout == ""
+
+
+def test_a_task_that_fails_is_that_captures_error_and_the_others_go_on(tmp_path):
+    """pushscan failing on a worker (here: made to fail for one file, by a preload on the
+    worker) is one line naming that capture, exit 3, and every other capture reported."""
+    from .conftest import DaskCluster
+    bad = tmp_path / "bad_one.pcap"
+    bad.write_bytes((CAPTURES / "smtp_peer_reset.pcap").read_bytes())
+    pre = tmp_path / "break_one.py"
+    pre.write_text("import pushscan.cluster.tasks as t\n"       # a bug that one capture meets
+                   "Real = getattr(t, 'RealAnalysis', t.Analysis)\n"   # (dask may run a preload twice)
+                   "def Analysis(paths, *args, **kw):\n"
+                   "    if any(p.endswith('bad_one.pcap') for p in paths):\n"
+                   "        raise RuntimeError('boom on the worker')\n"
+                   "    return Real(paths, *args, **kw)\n"
+                   "t.RealAnalysis, t.Analysis = Real, Analysis\n")
+    c = DaskCluster(1, preload=str(pre))
+    try:
+        ok = str(CAPTURES / "smtp_ok.pcap")
+        r = pushscan("analyze", "--format", "json", "--cluster", c.address, ok, str(bad))
+    finally:
+        c.stop()
+    assert r.returncode == 3
+    assert r.stderr.splitlines()[-1] == (f"pushscan: error: {bad}: its Dask task failed on {socket.gethostname()}: "
+                                         "RuntimeError: boom on the worker; nothing of it is reported")
+    assert [d["inputs"][0]["path"] for d in json_documents(r.stdout)] == [ok]
