@@ -301,7 +301,7 @@ class Sniffer:
 
         import pyshark
 
-        from .tshark_engine import PARAMETERS, PREFERENCES
+        from .tshark_engine import PARAMETERS, PREFERENCES, close_quietly
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._cap = pyshark.LiveCapture(
             interface=self.ifaces, bpf_filter=self.bpf, use_json=False, include_raw=False,
@@ -312,11 +312,7 @@ class Sniffer:
                 if self._stop.is_set():
                     break
         finally:
-            try:
-                self._cap.close()
-            except Exception:  # pyshark reports tshark's exit status again on close
-                pass
-            self._cap.close = lambda: None   # nothing left for its destructor to do
+            close_quietly(self._cap)
 
     def stop(self) -> None:
         self._stop.set()

@@ -71,13 +71,19 @@ class TsharkEngine:
                 yield out.take(), frames
             raise CaptureDamaged(f"tshark stopped reading: {_last_line(exc)}") from None
         finally:
-            try:
-                self._cap.close()
-            except Exception:  # pyshark reports tshark's exit status again on close
-                pass
-            self._cap.close = lambda: None   # nothing left for its destructor to do
+            close_quietly(self._cap)
         if frames:
             yield out.take(), frames
+
+def close_quietly(cap: Any) -> None:
+    """Close a pyshark capture: it reports tshark's exit status again on close (said
+    already), and its destructor would close it once more."""
+    try:
+        cap.close()
+    except Exception:  # noqa: BLE001 - tshark's status, reported where it happened
+        pass
+    cap.close = lambda: None
+
 
 def tshark_segments(pkt: Any, frame: int, stats: DecodeStats, out: SegmentBuilder,
                     link_types: dict[int, int], last_ts: int) -> int:
