@@ -219,6 +219,28 @@ def _udp_tunnel(a: Array, p: int, end: int, out: Record) -> tuple[int, int, int]
 
 
 @compiled()
+def _carried(a: Array, p: int, q: int, end: int, ver: int, proto: int, et: int,
+             out: Record) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """What the IPv``ver`` header at ``p`` (its payload at ``q``, protocol ``proto``)
+    carries: (state, offset, ethertype) of the tunnelled layer, with its outer addresses
+    noted; state ``_DONE`` when it is no tunnel (this IP header is the innermost)."""
+    if proto == IP_IN_IP or proto == IPV6_IN_IP:
+        _outer(a, p, ver, out)
+        out.kinds |= Tunnel.IP_IN_IP
+        return (_IP4 if proto == IP_IN_IP else _IP6), q, et
+    if proto == IP_GRE:
+        nxt, r, e = _gre(a, q, end, out)
+    elif proto == IP_UDP:
+        nxt, r, e = _udp_tunnel(a, q, end, out)
+    else:
+        return _DONE, p, et
+    if nxt == _DONE:
+        return _DONE, p, et
+    _outer(a, p, ver, out)
+    return nxt, r, e
+
+
+@compiled()
 def peel(a: Array, o: int, end: int, lt: int, out: Record) -> tuple[int, int]:  # pragma: no cover
     """The innermost IP header of the frame at a[o:end] of link type ``lt``: (its IP
     version 4 or 6, or 0 for none; its offset). ``out`` (a ``TUNNELED`` record, zeroed
@@ -363,24 +385,10 @@ def peel(a: Array, o: int, end: int, lt: int, out: Record) -> tuple[int, int]:  
                 return 4, p              # a fragment (or damage): the IP header is the end
             proto = u8(a, p + 9)
             q = p + ihl
-            if proto == IP_IN_IP or proto == IPV6_IN_IP:
-                _outer(a, p, 4, out)
-                out.kinds |= Tunnel.IP_IN_IP
-                p, state = q, _IP4 if proto == IP_IN_IP else _IP6
-            elif proto == IP_GRE:
-                nxt, r, e = _gre(a, q, end, out)
-                if nxt == _DONE:
-                    return 4, p
-                _outer(a, p, 4, out)
-                state, p, et = nxt, r, e
-            elif proto == IP_UDP:
-                nxt, r, e = _udp_tunnel(a, q, end, out)
-                if nxt == _DONE:
-                    return 4, p
-                _outer(a, p, 4, out)
-                state, p, et = nxt, r, e
-            else:
+            nxt, r, et = _carried(a, p, q, end, 4, proto, et, out)
+            if nxt == _DONE:
                 return 4, p
+            state, p = nxt, r
         elif state == _IP6:
             if p + 40 > end or u8(a, p) >> 4 != 6:
                 return 6, p
@@ -393,24 +401,10 @@ def peel(a: Array, o: int, end: int, lt: int, out: Record) -> tuple[int, int]:  
                     nh, q = u8(a, q), q + (u8(a, q + 1) + 2) * 4
                 else:
                     break
-            if nh == IP_IN_IP or nh == IPV6_IN_IP:
-                _outer(a, p, 6, out)
-                out.kinds |= Tunnel.IP_IN_IP
-                p, state = q, _IP4 if nh == IP_IN_IP else _IP6
-            elif nh == IP_GRE:
-                nxt, r, e = _gre(a, q, end, out)
-                if nxt == _DONE:
-                    return 6, p
-                _outer(a, p, 6, out)
-                state, p, et = nxt, r, e
-            elif nh == IP_UDP:
-                nxt, r, e = _udp_tunnel(a, q, end, out)
-                if nxt == _DONE:
-                    return 6, p
-                _outer(a, p, 6, out)
-                state, p, et = nxt, r, e
-            else:
+            nxt, r, et = _carried(a, p, q, end, 6, nh, et, out)
+            if nxt == _DONE:
                 return 6, p
+            state, p = nxt, r
         else:
             break
     out.skip = Skip.NOT_IP
