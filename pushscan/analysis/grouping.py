@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import CaptureDamaged, InputError
 from ..sources.engines import open_input
+from ..sources.streams import rereadable
 
 MAX_GAP_NS = 600 * 1_000_000_000   # 10 minutes: RFC 5321's longest timeout
 
@@ -57,17 +57,10 @@ class Group:
         return f"{' + '.join(self.paths)}: {why}; frame numbers continue from file to file"
 
 
-def regular(path: str) -> bool:
-    try:
-        return path != "-" and stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def extent(path: str) -> Extent:
     """First and last packet times and link types of a regular capture file (read through
     once with the compiled scanner when built; a damaged tail ends it where it breaks)."""
-    if not regular(path):
+    if not rereadable(path):     # a stream is never read ahead
         return Extent(path)
     try:
         raw, reader = open_input(path)

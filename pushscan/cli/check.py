@@ -12,7 +12,8 @@ from ..report.output import Output, refuse_overwrite
 from ..version import __version__
 from ..analysis.select import Selection
 from .cluster import on_cluster_checked
-from .common import ENGINES, cluster_option, fail, file_options, select_options
+from ..sources.engines import ENGINES
+from .common import cluster_option, fail, file_options, select_options
 
 
 @click.command()

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import OutputError, PushscanError
+from ..sources.engines import ENGINES
 
 
 EXIT_INTERRUPTED = 130     # Ctrl-C, as shells report it (128 + SIGINT)
@@ -69,9 +70,6 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-ENGINES = ("native", "scapy", "tshark")
 
 
 def _apply(f: Any, options: list[Any]) -> Any:
