@@ -131,7 +131,7 @@ def on_cluster(groups: list[list[str]], opts: Options, cluster: Cluster,
             except Exception as exc:   # noqa: BLE001 - Dask's own failure (a task lost for good)
                 why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 blob = gzip.compress(json.dumps({"failed": type(exc).__name__ + (f": {why}" if why else ""),
-                                                 "worker": "?"}).encode() + b"\n")
+                                                 "worker": "the cluster"}).encode() + b"\n")
             with open(spilled, "wb") as f:
                 f.write(blob)
             del blob
